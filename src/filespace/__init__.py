@@ -1,0 +1,105 @@
+"""filespace: a shared file tree with metadata in a database and data in object storage.
+
+Connect links objects that already sit in S3-compatible buckets into the tree
+as read-only files, one file per object, without copying a byte::
+
+    import filespace
+
+    with filespace.open("./demo.filespace") as fsp:
+        fsp.connect.link_file("/data/a.csv", "my-store", "path/to/a.csv")
+        print(fsp.fs.read_file("/data/a.csv")[:100])
+
+Heavy dependencies (boto3/botocore, urllib3, cryptography) load on first use.
+"""
+
+from __future__ import annotations
+
+from filespace.connect.manager import ConnectManager
+from filespace.connect.models import (
+    DataStoreInfo,
+    DataStoreKind,
+    DataStoreRekeyState,
+    ExternalFileInfo,
+    LinkedFilesResult,
+    LinkFailure,
+    LinkItem,
+    LinkReport,
+    MirrorReport,
+    S3Credentials,
+    S3DataStoreConfig,
+    SkippedKey,
+)
+from filespace.errors import (
+    ConnectUnavailableError,
+    DataStoreError,
+    DataStoreExistsError,
+    DataStoreLimitError,
+    DataStoreNotEmptyError,
+    DataStoreNotFoundError,
+    EngineError,
+    ExternalReadError,
+    FilespaceError,
+    FilespaceKeyError,
+    KeyNotFoundError,
+    LinkExistsError,
+    MissingParentError,
+    NotAFilespaceError,
+    NotALinkError,
+    ObjectNotFoundError,
+    ReadOnlyFileError,
+    StaleFileError,
+    UnsupportedFormatError,
+    WrongKeyError,
+)
+from filespace.fs import Filesystem
+from filespace.keys import generate_key
+from filespace.models import DirEntry, FilespaceSize, FilespaceStatistics
+from filespace.space import Filespace, create, open, upgrade
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConnectManager",
+    "ConnectUnavailableError",
+    "DataStoreError",
+    "DataStoreExistsError",
+    "DataStoreInfo",
+    "DataStoreKind",
+    "DataStoreLimitError",
+    "DataStoreNotEmptyError",
+    "DataStoreNotFoundError",
+    "DataStoreRekeyState",
+    "DirEntry",
+    "EngineError",
+    "ExternalFileInfo",
+    "ExternalReadError",
+    "Filespace",
+    "FilespaceError",
+    "FilespaceKeyError",
+    "FilespaceSize",
+    "FilespaceStatistics",
+    "Filesystem",
+    "KeyNotFoundError",
+    "LinkExistsError",
+    "LinkFailure",
+    "LinkItem",
+    "LinkReport",
+    "LinkedFilesResult",
+    "MirrorReport",
+    "MissingParentError",
+    "NotAFilespaceError",
+    "NotALinkError",
+    "ObjectNotFoundError",
+    "ReadOnlyFileError",
+    "S3Credentials",
+    "S3DataStoreConfig",
+    "SkippedKey",
+    "StaleFileError",
+    "UnsupportedFormatError",
+    "WrongKeyError",
+    "__version__",
+    "create",
+    "generate_key",
+    "open",
+    "upgrade",
+]

@@ -1,0 +1,1 @@
+"""Connect: data stores and zero-copy links to their objects."""

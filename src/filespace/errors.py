@@ -1,0 +1,166 @@
+"""Every exception filespace raises on purpose.
+
+Public errors are the standard exceptions the contract names, subclassed where
+a caller needs to tell cases apart, so ``except FileNotFoundError`` and
+``except RuntimeError`` keep working as the reference SDK documents::
+
+    Exception
+    ├── FilespaceError                      (mixin: "raised by filespace")
+    ├── OSError
+    │   ├── FileExistsError
+    │   │   └── LinkExistsError             also RuntimeError: link_file onto a taken path
+    │   ├── FileNotFoundError
+    │   │   └── MissingParentError          also RuntimeError: link_file into a missing dir
+    │   ├── PermissionError
+    │   │   ├── ReadOnlyFileError           errno EROFS: writing an external file
+    │   │   └── FilespaceKeyError           the filespace key is missing or wrong
+    │   │       ├── KeyNotFoundError
+    │   │       └── WrongKeyError
+    │   ├── StaleFileError                  errno ESTALE: the object changed after linking
+    │   └── ExternalReadError               errno EIO: the object could not be read
+    ├── ValueError
+    │   └── NotAFilespaceError              the location holds no filespace
+    └── RuntimeError
+        ├── UnsupportedFormatError          written by a newer filespace
+        ├── ConnectUnavailableError         format < 9 or Connect not enabled
+        ├── DataStoreError
+        │   ├── DataStoreNotFoundError
+        │   ├── DataStoreExistsError
+        │   ├── DataStoreLimitError
+        │   └── DataStoreNotEmptyError      still has linked files (``.count``)
+        ├── ObjectNotFoundError             HeadObject found no object
+        ├── NotALinkError                   unlink/update on something that isn't that link
+        └── EngineError                     the metadata engine failed
+
+Plain ``ValueError``, ``TypeError``, ``FileNotFoundError``,
+``NotADirectoryError``, ``IsADirectoryError`` and ``OSError(ENOTEMPTY)`` /
+``OSError(EINVAL)`` are raised as they are, with the path in the message.
+"""
+
+from __future__ import annotations
+
+import errno
+
+__all__ = [
+    "ConnectUnavailableError",
+    "DataStoreError",
+    "DataStoreExistsError",
+    "DataStoreLimitError",
+    "DataStoreNotEmptyError",
+    "DataStoreNotFoundError",
+    "EngineError",
+    "ExternalReadError",
+    "FilespaceError",
+    "FilespaceKeyError",
+    "KeyNotFoundError",
+    "LinkExistsError",
+    "MissingParentError",
+    "NotAFilespaceError",
+    "NotALinkError",
+    "ObjectNotFoundError",
+    "ReadOnlyFileError",
+    "StaleFileError",
+    "UnsupportedFormatError",
+    "WrongKeyError",
+]
+
+
+class FilespaceError(Exception):
+    """Marks an exception as raised by filespace itself."""
+
+
+class LinkExistsError(FilespaceError, FileExistsError, RuntimeError):
+    """A link was asked for at a path that is already taken."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(errno.EEXIST, "path already exists", path)
+
+
+class MissingParentError(FilespaceError, FileNotFoundError, RuntimeError):
+    """A link was asked for in a directory that does not exist."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(errno.ENOENT, "parent directory does not exist", path)
+
+
+class ReadOnlyFileError(FilespaceError, PermissionError):
+    """An external (linked) file was opened for writing or truncated."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(errno.EROFS, "external files are read-only", path)
+
+
+class FilespaceKeyError(FilespaceError, PermissionError):
+    """The filespace key needed to open sealed secrets is unusable."""
+
+
+class KeyNotFoundError(FilespaceKeyError):
+    """No key was given, set in FILESPACE_KEY, or found in the key file."""
+
+
+class WrongKeyError(FilespaceKeyError):
+    """The key given does not match the filespace's check value."""
+
+
+class StaleFileError(FilespaceError, OSError):
+    """The linked object changed or vanished since it was linked."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        super().__init__(errno.ESTALE, f"stale external file ({detail})", path)
+
+
+class ExternalReadError(FilespaceError, OSError):
+    """Reading a linked object failed for a lasting reason."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        super().__init__(errno.EIO, f"cannot read external file ({detail})", path)
+
+
+class NotAFilespaceError(FilespaceError, ValueError):
+    """The location exists but holds no filespace."""
+
+
+class UnsupportedFormatError(FilespaceError, RuntimeError):
+    """The filespace was written by a newer version of filespace."""
+
+
+class ConnectUnavailableError(FilespaceError, RuntimeError):
+    """Connect cannot be used: the format is older than 9 or it is not enabled."""
+
+
+class DataStoreError(FilespaceError, RuntimeError):
+    """A data-store operation failed."""
+
+
+class DataStoreNotFoundError(DataStoreError):
+    """No data store has that name."""
+
+
+class DataStoreExistsError(DataStoreError):
+    """A data store with that name already exists."""
+
+
+class DataStoreLimitError(DataStoreError):
+    """The filespace already holds the maximum number of data stores."""
+
+
+class DataStoreNotEmptyError(DataStoreError):
+    """The data store still has linked files; ``count`` says how many."""
+
+    def __init__(self, name: str, count: int) -> None:
+        super().__init__(
+            f"data store {name!r} still has {count} linked file(s); unlink them first"
+        )
+        self.count = count
+
+
+class ObjectNotFoundError(FilespaceError, RuntimeError):
+    """The object to link does not exist (or cannot be seen) in the bucket."""
+
+
+class NotALinkError(FilespaceError, RuntimeError):
+    """The path is not the kind of external link the operation needs."""
+
+
+class EngineError(FilespaceError, RuntimeError):
+    """The metadata engine failed in a way the caller cannot fix by retrying input."""

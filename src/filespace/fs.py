@@ -1,0 +1,312 @@
+"""``fsp.fs``: the file tree, from paths to entries to streams.
+
+Paths are checked at the boundary, before anything is looked up. Directory
+components and the targets of ``open``/``read_file``/``file_exists``/
+``dir_exists``/``read_dir`` follow symbolic links; ``get_entry``, ``delete``,
+``move`` and ``read_symlink`` act on a link itself, as ``lstat``, ``unlink``
+and ``rename`` do.
+"""
+
+from __future__ import annotations
+
+import errno
+import time
+import weakref
+from collections.abc import Callable
+from typing import IO, Any
+
+from filespace import paths
+from filespace.blocks import BlockStore
+from filespace.connect.models import ExternalFileInfo
+from filespace.errors import ReadOnlyFileError
+from filespace.io.external import ExternalObject, ExternalRawFile
+from filespace.io.native import NativeRawFile
+from filespace.io.streams import parse_mode, wrap
+from filespace.meta.engine import Engine, NameTaken, NoSuchEntry, NotEmpty, WouldCycle
+from filespace.meta.records import ROOT_ID, EntryRecord
+from filespace.models import DirEntry, FilespaceSize, FilespaceStatistics
+from filespace.resolver import Resolver
+
+ExternalOpener = Callable[[EntryRecord, str], ExternalObject]
+
+
+def external_info(entry: EntryRecord, path: str) -> ExternalFileInfo | None:
+    """The public description of an entry's link, or ``None`` for native entries."""
+    link = entry.link
+    if link is None:
+        return None
+    return ExternalFileInfo(
+        path=path,
+        kind="http" if link.kind == "http" else "s3",
+        data_store_name=link.data_store_name,
+        object_id=link.object_key,
+        url=link.url,
+        size=link.size,
+        checksum=link.checksum,
+        linked_at=link.linked_ns // 1_000_000_000,
+    )
+
+
+def dir_entry(entry: EntryRecord, path: str) -> DirEntry:
+    """The public ``DirEntry`` of an engine record."""
+    return DirEntry(
+        name=entry.name,
+        size=entry.size,
+        type=entry.type,
+        file_id=f"{entry.id:016x}",
+        file_id_external=entry.id,
+        ctime=entry.ctime_ns // 1_000_000_000,
+        mtime=entry.mtime_ns // 1_000_000_000,
+        external=external_info(entry, path),
+    )
+
+
+class Filesystem:
+    """The file tree of one filespace."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        blocks: Callable[[], BlockStore],
+        block_size: int,
+        open_external: ExternalOpener,
+    ) -> None:
+        self._engine = engine
+        self._resolver = Resolver(engine)
+        self._blocks = blocks
+        self._block_size = block_size
+        self._open_external = open_external
+        self._writers: weakref.WeakSet[IO[Any]] = weakref.WeakSet()
+
+    def __repr__(self) -> str:
+        return f"Filesystem(engine={self._engine.url!r})"
+
+    # -- queries -------------------------------------------------------------------
+    def get_entry(self, path: str) -> DirEntry:
+        """The entry at ``path`` (a symlink itself, not its target)."""
+        entry = self._resolver.walk(path, follow_last=False)
+        return dir_entry(entry, paths.normalize(path))
+
+    def read_dir(self, path: str) -> list[DirEntry]:
+        """The entries of a directory, by name."""
+        directory = self._resolver.walk(path, follow_last=True)
+        if not directory.is_dir:
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)
+        base = paths.normalize(path).rstrip("/")
+        children = self._engine.children(directory.id)
+        return [dir_entry(child, f"{base}/{child.name}") for child in children]
+
+    def list_dir(self, path: str) -> list[str]:
+        """The names in a directory, sorted."""
+        return [entry.name for entry in self.read_dir(path)]
+
+    def file_exists(self, path: str) -> bool:
+        """Whether ``path`` is a file (following symlinks)."""
+        return self._exists(path, "file")
+
+    def dir_exists(self, path: str) -> bool:
+        """Whether ``path`` is a directory (following symlinks)."""
+        return self._exists(path, "dir")
+
+    def _exists(self, path: str, type_: str) -> bool:
+        paths.split(path)  # a malformed path is the caller's error, not "no"
+        try:
+            return self._resolver.walk(path, follow_last=True).type == type_
+        except OSError:
+            return False
+
+    # -- namespace changes -----------------------------------------------------------
+    def create_dir(self, path: str) -> None:
+        """Make a directory; its parent must exist."""
+        parent, name = self._resolver.parent(path)
+        try:
+            self._engine.create(parent.id, name, "dir", time.time_ns())
+        except NameTaken:
+            raise FileExistsError(errno.EEXIST, "file exists", path) from None
+        except NoSuchEntry:
+            raise FileNotFoundError(errno.ENOENT, "parent directory vanished", path) from None
+
+    def delete(self, path: str) -> None:
+        """Remove a file, external link or symlink (not a directory)."""
+        entry = self._resolver.walk(path, follow_last=False)
+        if entry.is_dir:
+            raise IsADirectoryError(errno.EISDIR, "is a directory (use delete_dir)", path)
+        self._remove(entry, path)
+
+    def _remove(self, entry: EntryRecord, path: str) -> None:
+        try:
+            removed = self._engine.remove(entry.id)
+        except NoSuchEntry:
+            raise FileNotFoundError(errno.ENOENT, "no such file or directory", path) from None
+        if removed.block_keys:
+            self._blocks().delete(removed.block_keys)
+
+    def delete_dir(self, path: str, recursive: bool = False) -> None:
+        """Remove a directory; with ``recursive``, everything in it too."""
+        entry = self._resolver.walk(path, follow_last=False)
+        if not entry.is_dir:
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)
+        if entry.id == ROOT_ID:
+            raise PermissionError(errno.EPERM, "the root directory cannot be removed", path)
+        try:
+            removed = (
+                self._engine.remove_tree(entry.id) if recursive else self._engine.remove(entry.id)
+            )
+        except NotEmpty:
+            raise OSError(errno.ENOTEMPTY, "directory not empty", path) from None
+        except NoSuchEntry:
+            raise FileNotFoundError(errno.ENOENT, "no such file or directory", path) from None
+        if removed.block_keys:
+            self._blocks().delete(removed.block_keys)
+
+    def move(self, src: str, dst: str) -> None:
+        """Rename or move ``src`` to ``dst``, which must not exist."""
+        entry = self._resolver.walk(src, follow_last=False)
+        if entry.id == ROOT_ID:
+            raise OSError(errno.EINVAL, "the root directory cannot be moved", src)
+        parent, name = self._resolver.parent(dst)
+        try:
+            self._engine.rename(entry.id, parent.id, name, time.time_ns())
+        except NameTaken:
+            raise FileExistsError(errno.EEXIST, "destination exists", dst) from None
+        except WouldCycle:
+            raise OSError(
+                errno.EINVAL, "cannot move a directory into itself", f"{src} -> {dst}"
+            ) from None
+        except NoSuchEntry:
+            raise FileNotFoundError(errno.ENOENT, "no such file or directory", src) from None
+
+    def create_symlink(self, target: str, link_path: str) -> None:
+        """Make a symbolic link at ``link_path`` pointing at ``target``."""
+        if not isinstance(target, str) or not target or "\x00" in target:
+            raise ValueError(f"invalid symlink target {target!r}")
+        if len(target.encode("utf-8", "surrogatepass")) > paths.MAX_PATH_BYTES:
+            raise ValueError(f"symlink target longer than {paths.MAX_PATH_BYTES} bytes")
+        parent, name = self._resolver.parent(link_path)
+        try:
+            self._engine.create(parent.id, name, "link", time.time_ns(), target=target)
+        except NameTaken:
+            raise FileExistsError(errno.EEXIST, "file exists", link_path) from None
+
+    def read_symlink(self, link_path: str) -> str:
+        """The target of a symbolic link."""
+        entry = self._resolver.walk(link_path, follow_last=False)
+        if entry.type != "link":
+            raise OSError(errno.EINVAL, "not a symbolic link", link_path)
+        return entry.target or ""
+
+    # -- data ------------------------------------------------------------------------
+    def open(
+        self,
+        path: str,
+        mode: str = "rb",
+        buffering: int = -1,
+        encoding: str | None = None,
+        errors: str | None = None,
+        newline: str | None = None,
+    ) -> IO[Any]:
+        """Open a file like Python's ``open``; external files only for reading."""
+        parsed = parse_mode(mode)
+        if not parsed.binary and encoding is None:
+            encoding = "utf-8"
+        entry = self._open_entry(path, parsed.creating, parsed.exclusive)
+        if entry.is_dir:
+            raise IsADirectoryError(errno.EISDIR, "is a directory", path)
+        if entry.link is not None:
+            if parsed.writing or parsed.appending:
+                raise ReadOnlyFileError(path)
+            raw: Any = ExternalRawFile(self._open_external(entry, paths.normalize(path)))
+        else:
+            raw = NativeRawFile(
+                engine=self._engine,
+                store=self._blocks(),
+                entry_id=entry.id,
+                size=entry.size,
+                block_size=self._block_size,
+                path=path,
+                readable=parsed.reading,
+                writable=parsed.writing or parsed.appending,
+                append=parsed.appending,
+            )
+            if parsed.truncating and entry.size:
+                raw.resize(0)
+        raw.mode = mode
+        stream = wrap(raw, parsed, buffering, encoding, errors, newline)
+        if parsed.writing or parsed.appending:
+            self._writers.add(stream)
+        return stream
+
+    def flush_open_files(self) -> None:
+        """Flush every file open for writing, so its data and size are committed."""
+        for stream in list(self._writers):
+            if not stream.closed:
+                stream.flush()
+
+    def _open_entry(self, path: str, creating: bool, exclusive: bool) -> EntryRecord:
+        try:
+            entry = self._resolver.walk(path, follow_last=True)
+        except FileNotFoundError:
+            if not creating:
+                raise
+        else:
+            if exclusive:
+                raise FileExistsError(errno.EEXIST, "file exists", path)
+            return entry
+        parent, name = self._resolver.parent(path)
+        try:
+            return self._engine.create(parent.id, name, "file", time.time_ns())
+        except NameTaken:
+            if exclusive:
+                raise FileExistsError(errno.EEXIST, "file exists", path) from None
+            return self._resolver.walk(path, follow_last=True)  # created meanwhile by someone else
+
+    def read_file(self, path: str) -> bytes:
+        """The whole content of a file."""
+        with self.open(path, "rb") as handle:
+            data: bytes = handle.read()
+        return data
+
+    def write_file(self, path: str, data: bytes) -> None:
+        """Create or replace a native file with ``data``."""
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
+        with self.open(path, "wb") as handle:
+            handle.write(data)
+
+    def truncate(self, path: str, size: int) -> None:
+        """Cut or zero-extend a native file to ``size`` bytes."""
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ValueError(f"size must be a non-negative int, got {size!r}")
+        entry = self._resolver.walk(path, follow_last=True)
+        if entry.is_dir:
+            raise IsADirectoryError(errno.EISDIR, "is a directory", path)
+        if entry.link is not None:
+            raise ReadOnlyFileError(path)
+        with self.open(path, "r+b", buffering=0) as handle:
+            handle.truncate(size)
+
+    # -- statistics --------------------------------------------------------------------
+    def get_statistics(self) -> FilespaceStatistics:
+        """Counts and sizes, read from counters kept with every change."""
+        counters = self._engine.counters()
+        return FilespaceStatistics(
+            file_count=counters.get("files", 0),
+            directory_count=counters.get("dirs", 0),
+            symlink_count=counters.get("symlinks", 0),
+            entries_size=counters.get("entries_size", 0),
+            data_size=counters.get("data_size", 0),
+            storage_size=counters.get("storage_size", 0),
+            external_files_count=counters.get("external_files", 0),
+            external_files_size=counters.get("external_size", 0),
+        )
+
+    def get_size(self) -> FilespaceSize:
+        """How big the filespace is: entries, native data, storage, external files."""
+        stats = self.get_statistics()
+        return FilespaceSize(
+            entries=stats.file_count + stats.directory_count + stats.symlink_count,
+            data=stats.data_size,
+            storage=stats.storage_size,
+            external_files_size=stats.external_files_size,
+            external_files_count=stats.external_files_count,
+        )

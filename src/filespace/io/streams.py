@@ -1,0 +1,91 @@
+"""Turning a mode string and a raw stream into what Python's ``open`` returns."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import IO, Any
+
+DEFAULT_BUFFER = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Mode:
+    """A parsed ``open`` mode."""
+
+    text: str
+    reading: bool
+    writing: bool
+    appending: bool
+    creating: bool  # create when missing
+    exclusive: bool  # fail when present
+    truncating: bool
+    binary: bool
+
+    @property
+    def updating(self) -> bool:
+        return self.reading and (self.writing or self.appending)
+
+
+def parse_mode(mode: str) -> Mode:
+    """Parse ``mode`` as Python's ``open`` does, or raise ``ValueError``."""
+    if not isinstance(mode, str):
+        raise TypeError(f"mode must be str, not {type(mode).__name__}")
+    letters = set(mode)
+    if len(letters) != len(mode) or not letters <= set("rwaxbt+"):
+        raise ValueError(f"invalid mode: {mode!r}")
+    primary = letters & set("rwax")
+    if len(primary) != 1:
+        raise ValueError(f"mode must have exactly one of r, w, a, x: {mode!r}")
+    if "b" in letters and "t" in letters:
+        raise ValueError(f"mode cannot be both binary and text: {mode!r}")
+    kind = primary.pop()
+    plus = "+" in letters
+    return Mode(
+        text=mode,
+        reading=kind == "r" or plus,
+        writing=kind in "wx" or plus,
+        appending=kind == "a",
+        creating=kind in "wax",
+        exclusive=kind == "x",
+        truncating=kind == "w",
+        binary="b" in letters,
+    )
+
+
+def wrap(
+    raw: io.RawIOBase,
+    mode: Mode,
+    buffering: int = -1,
+    encoding: str | None = None,
+    errors: str | None = None,
+    newline: str | None = None,
+) -> IO[Any]:
+    """Wrap ``raw`` in the buffered and text layers ``mode`` asks for."""
+    if mode.binary and (encoding is not None or errors is not None or newline is not None):
+        raise ValueError("binary mode doesn't take an encoding, errors or newline argument")
+    if buffering == 0:
+        if not mode.binary:
+            raise ValueError("can't have unbuffered text I/O")
+        return raw  # type: ignore[return-value]
+    if buffering == 1 and mode.binary:
+        buffering = -1  # line buffering is meaningless for bytes, as in io.open
+    size = DEFAULT_BUFFER if buffering in (-1, 1) else buffering
+    buffered: io.BufferedIOBase
+    if mode.updating:
+        buffered = io.BufferedRandom(raw, size)
+    elif mode.writing or mode.appending:
+        buffered = io.BufferedWriter(raw, size)
+    else:
+        buffered = io.BufferedReader(raw, size)
+    if mode.binary:
+        return buffered
+    text = io.TextIOWrapper(
+        buffered,
+        encoding=encoding or "utf-8",
+        errors=errors,
+        newline=newline,
+        line_buffering=buffering == 1,
+    )
+    text.mode = mode.text  # type: ignore[misc]
+    return text

@@ -1,0 +1,210 @@
+"""The metadata engine contract.
+
+Every read and write of metadata goes through an ``Engine``; nothing above
+this package writes SQL. Each mutating method is one transaction: it either
+happens whole or not at all, and the counters it touches change in the same
+transaction as the rows they count. Engines raise the ``MetaError``
+subclasses below; the layers above turn them into the public errors, adding
+the paths the engine never sees.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+from filespace.meta.records import (
+    BlockRecord,
+    EntryRecord,
+    EntryType,
+    LinkPage,
+    NewLink,
+    Removed,
+    StoreRecord,
+)
+
+
+class MetaError(Exception):
+    """Base of the engine's own errors (never seen by users as such)."""
+
+
+class NameTaken(MetaError):
+    """The directory already has an entry with that name."""
+
+
+class NoSuchEntry(MetaError):
+    """The entry (or the parent given) does not exist or is not a directory."""
+
+
+class NotEmpty(MetaError):
+    """The directory has entries."""
+
+
+class WouldCycle(MetaError):
+    """Moving a directory into itself or its own subtree."""
+
+
+class StoreTaken(MetaError):
+    """A data store with that name exists."""
+
+
+class StoreLimit(MetaError):
+    """The maximum number of data stores is reached."""
+
+
+class NoSuchStore(MetaError):
+    """No data store has that name (or id)."""
+
+
+class StoreBusy(MetaError):
+    """The data store still has links."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} linked files")
+        self.count = count
+
+
+class Engine(ABC):
+    """One filespace's metadata, kept by some database."""
+
+    url: str
+    """The engine URL, without any password."""
+
+    # -- life cycle --------------------------------------------------------
+    @abstractmethod
+    def exists(self) -> bool:
+        """Whether the database holds a filespace."""
+
+    @abstractmethod
+    def initialize(self, settings: dict[str, str], now_ns: int) -> None:
+        """Create the schema, the root directory and ``settings`` in one go."""
+
+    @abstractmethod
+    def migrate(self) -> None:
+        """Bring the schema to the version this code writes (no-op when current)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections; idempotent."""
+
+    @abstractmethod
+    def settings(self) -> dict[str, str]:
+        """Every setting (filespace id, name, format version, ...)."""
+
+    @abstractmethod
+    def set_setting(self, name: str, value: str) -> None:
+        """Create or replace one setting."""
+
+    # -- namespace ---------------------------------------------------------
+    @abstractmethod
+    def get(self, entry_id: int) -> EntryRecord | None:
+        """The entry with that id, or ``None``."""
+
+    @abstractmethod
+    def lookup(self, parent_id: int, name: str) -> EntryRecord | None:
+        """The entry called ``name`` in directory ``parent_id``, or ``None``."""
+
+    @abstractmethod
+    def children(self, dir_id: int) -> list[EntryRecord]:
+        """The entries of a directory, by name."""
+
+    @abstractmethod
+    def create(
+        self,
+        parent_id: int,
+        name: str,
+        type: EntryType,
+        now_ns: int,
+        *,
+        target: str | None = None,
+        link: NewLink | None = None,
+    ) -> EntryRecord:
+        """Add an entry; ``NameTaken`` / ``NoSuchEntry`` (parent) / ``NoSuchStore``."""
+
+    @abstractmethod
+    def remove(self, entry_id: int) -> Removed:
+        """Remove a file, symlink or empty directory (``NotEmpty``)."""
+
+    @abstractmethod
+    def remove_tree(self, dir_id: int) -> Removed:
+        """Remove a directory and everything below it."""
+
+    @abstractmethod
+    def rename(self, entry_id: int, new_parent_id: int, new_name: str, now_ns: int) -> None:
+        """Move an entry; ``NameTaken``, ``NoSuchEntry``, ``WouldCycle``."""
+
+    @abstractmethod
+    def path_of(self, entry_id: int) -> str:
+        """The absolute path of an entry, walking its parents."""
+
+    @abstractmethod
+    def paths_of(self, entry_ids: Sequence[int]) -> list[str]:
+        """Paths of many entries, sharing the directory walks."""
+
+    # -- native file data --------------------------------------------------
+    @abstractmethod
+    def blocks(self, entry_id: int) -> list[BlockRecord]:
+        """A native file's blocks, by index."""
+
+    @abstractmethod
+    def commit_data(
+        self,
+        entry_id: int,
+        size: int,
+        keep_below: int,
+        blocks: Sequence[BlockRecord],
+        now_ns: int,
+    ) -> list[str]:
+        """Drop blocks at or past index ``keep_below``, put ``blocks`` in, set the size.
+
+        Returns the keys no longer referenced; ``NoSuchEntry`` if the file is gone.
+        """
+
+    @abstractmethod
+    def block_keys(self) -> set[str]:
+        """Every block key referenced (for sweeping the block store)."""
+
+    # -- data stores ---------------------------------------------------------
+    @abstractmethod
+    def add_store(self, store: StoreRecord, limit: int) -> StoreRecord:
+        """Add a store (``id`` is assigned); ``StoreTaken`` or ``StoreLimit``."""
+
+    @abstractmethod
+    def store(self, name: str) -> StoreRecord | None:
+        """The store called ``name``."""
+
+    @abstractmethod
+    def store_by_id(self, store_id: int) -> StoreRecord | None:
+        """The store with that id."""
+
+    @abstractmethod
+    def stores(self) -> list[StoreRecord]:
+        """Every store, by name."""
+
+    @abstractmethod
+    def update_store(self, name: str, **changes: object) -> StoreRecord:
+        """Change columns of one store; ``NoSuchStore``."""
+
+    @abstractmethod
+    def remove_store(self, name: str) -> None:
+        """Remove a store with no links; ``NoSuchStore`` or ``StoreBusy``."""
+
+    # -- external links -----------------------------------------------------
+    @abstractmethod
+    def update_link(
+        self, entry_id: int, *, size: int, checksum: str, url: str | None, now_ns: int
+    ) -> None:
+        """Point an existing link at new bytes (size, checksum, URL)."""
+
+    @abstractmethod
+    def links_page(self, store_id: int, after_entry_id: int, limit: int) -> LinkPage:
+        """Up to ``limit`` linked entry ids of a store after ``after_entry_id``."""
+
+    @abstractmethod
+    def count_links(self, store_id: int) -> tuple[int, int]:
+        """(files, bytes) linked to a store, from its counters."""
+
+    # -- statistics ---------------------------------------------------------
+    @abstractmethod
+    def counters(self) -> dict[str, int]:
+        """The filespace-wide counters (files, dirs, sizes, ...)."""

@@ -1,0 +1,109 @@
+"""Plain records the metadata engine returns and takes.
+
+They carry no behaviour and no secrets in clear: a data store's secret is
+held only in its sealed form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+EntryType = Literal["file", "dir", "link"]
+EntryKind = Literal["native", "s3", "http"]
+
+ROOT_ID = 1
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRecord:
+    """Where an external file's bytes live."""
+
+    kind: EntryKind  # "s3" or "http"
+    size: int
+    checksum: str
+    linked_ns: int
+    data_store_id: int | None = None
+    data_store_name: str | None = None
+    object_key: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRecord:
+    """One row of the namespace: a directory, file or symlink."""
+
+    id: int
+    parent_id: int | None
+    name: str
+    type: EntryType
+    kind: EntryKind
+    size: int
+    ctime_ns: int
+    mtime_ns: int
+    target: str | None = None
+    link: LinkRecord | None = None
+
+    @property
+    def is_dir(self) -> bool:
+        return self.type == "dir"
+
+
+@dataclass(frozen=True, slots=True)
+class NewLink:
+    """What a caller gives to create an external link."""
+
+    size: int
+    checksum: str
+    data_store_id: int | None = None
+    object_key: str | None = None
+    url: str | None = None
+
+    @property
+    def kind(self) -> EntryKind:
+        return "http" if self.url is not None else "s3"
+
+
+@dataclass(frozen=True, slots=True)
+class StoreRecord:
+    """A data store as the engine keeps it (secret sealed)."""
+
+    id: int
+    uid: str
+    name: str
+    kind: str
+    bucket: str
+    region: str
+    endpoint: str
+    virtual_addressing: bool
+    url_expiration_minutes: int
+    access_key: str
+    sealed_secret: bytes = field(repr=False)
+    key_id: str
+    rekey_state: str
+    created_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRecord:
+    """One block of a native file's data."""
+
+    index: int
+    key: str
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class LinkPage:
+    """One page of a data store's links, in entry-id order."""
+
+    entry_ids: list[int]
+    has_more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    """What a removal freed: block keys to delete from the block store."""
+
+    entries: int
+    block_keys: list[str]

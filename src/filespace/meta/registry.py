@@ -1,0 +1,35 @@
+"""Choosing an engine by the scheme of its URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from filespace.meta.engine import Engine
+
+
+def open_engine(url: str) -> Engine:
+    """The engine for ``url``: ``sqlite:///abs/path.db`` or ``postgresql://...``."""
+    scheme = urlsplit(url).scheme
+    if scheme == "sqlite":
+        path = url[len("sqlite://") :]
+        if not path.startswith("/"):
+            raise ValueError(f"a sqlite engine URL needs an absolute path: {url!r}")
+        from filespace.meta.sqlite import open_sqlite
+
+        return open_sqlite(Path(path))
+    if scheme in ("postgresql", "postgres"):
+        try:
+            from filespace.meta.postgres import open_postgres  # type: ignore[import-not-found]
+        except ImportError:
+            raise ValueError(
+                "the PostgreSQL engine is not available in this version of filespace"
+            ) from None
+        engine: Engine = open_postgres(url)
+        return engine
+    raise ValueError(f"unknown metadata engine URL scheme {scheme!r} in {url!r}")
+
+
+def is_engine_url(location: str) -> bool:
+    """Whether ``location`` names an engine by URL rather than a directory."""
+    return urlsplit(location).scheme in ("sqlite", "postgresql", "postgres")

@@ -1,0 +1,164 @@
+"""The embedded engine: one SQLite file in WAL mode.
+
+Each thread gets its own connection (SQLite connections are not meant to be
+shared between threads mid-transaction); writers take the write lock up front
+with ``BEGIN IMMEDIATE`` so two writers never deadlock upgrading read locks.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from filespace.meta.sql import Dialect, SqlEngine
+
+_BUSY_TIMEOUT_MS = 60_000
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS settings (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS entries (
+        id INTEGER PRIMARY KEY,
+        parent_id INTEGER REFERENCES entries (id),
+        name TEXT NOT NULL,
+        type TEXT NOT NULL CHECK (type IN ('file', 'dir', 'link')),
+        kind TEXT NOT NULL CHECK (kind IN ('native', 's3', 'http')),
+        size INTEGER NOT NULL CHECK (size >= 0),
+        ctime_ns INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        target TEXT,
+        UNIQUE (parent_id, name)
+    )""",
+    """CREATE TABLE IF NOT EXISTS blocks (
+        entry_id INTEGER NOT NULL REFERENCES entries (id),
+        idx INTEGER NOT NULL,
+        block_key TEXT NOT NULL,
+        length INTEGER NOT NULL,
+        PRIMARY KEY (entry_id, idx)
+    )""",
+    """CREATE TABLE IF NOT EXISTS counters (
+        name TEXT NOT NULL,
+        shard INTEGER NOT NULL,
+        value INTEGER NOT NULL,
+        PRIMARY KEY (name, shard)
+    )""",
+    """CREATE TABLE IF NOT EXISTS data_stores (
+        id INTEGER PRIMARY KEY,
+        uid TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        bucket TEXT NOT NULL,
+        region TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        virtual_addressing INTEGER NOT NULL,
+        url_expiration_minutes INTEGER NOT NULL,
+        access_key TEXT NOT NULL,
+        sealed_secret BLOB NOT NULL,
+        key_id TEXT NOT NULL,
+        rekey_state TEXT NOT NULL,
+        created_ns INTEGER NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS external_links (
+        entry_id INTEGER PRIMARY KEY REFERENCES entries (id),
+        data_store_id INTEGER REFERENCES data_stores (id),
+        object_key TEXT,
+        url TEXT,
+        size INTEGER NOT NULL CHECK (size >= 0),
+        checksum TEXT NOT NULL,
+        linked_ns INTEGER NOT NULL
+    )""",
+    """CREATE INDEX IF NOT EXISTS external_links_by_store
+        ON external_links (data_store_id, entry_id)""",
+    """CREATE TABLE IF NOT EXISTS store_counters (
+        data_store_id INTEGER NOT NULL REFERENCES data_stores (id),
+        shard INTEGER NOT NULL,
+        files INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        PRIMARY KEY (data_store_id, shard)
+    )""",
+]
+
+
+class SqliteDialect(Dialect):
+    """SQLite specifics: per-thread connections, pragmas, error codes."""
+
+    name = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.url = f"sqlite:///{path}"
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._closed = False
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise ValueError("the filespace is closed")
+            conn = sqlite3.connect(
+                self.path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=_BUSY_TIMEOUT_MS / 1000,
+            )
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    @contextmanager
+    def transaction(self, *, write: bool) -> Iterator[Any]:
+        conn = self._connection()
+        cursor = conn.cursor()
+        cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            yield cursor
+        except BaseException:
+            conn.rollback()
+            raise
+        else:
+            conn.commit()
+        finally:
+            cursor.close()
+
+    def schema(self) -> list[str]:
+        return list(SCHEMA)
+
+    def has_schema(self) -> bool:
+        if not self.path.exists():
+            return False
+        row = self._connection().execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'settings'"
+        ).fetchone()
+        return row is not None
+
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc)
+
+    def is_foreign_key_violation(self, exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.IntegrityError) and "FOREIGN KEY" in str(exc)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
+        self._local = threading.local()
+
+
+def open_sqlite(path: Path) -> SqlEngine:
+    """The SQLite engine for the database file at ``path``."""
+    return SqlEngine(SqliteDialect(path))

@@ -1,0 +1,195 @@
+"""The one S3 client: presigning, HEAD, listing and bucket checks.
+
+Connect, the readers and the S3 block store all come here; nothing else
+imports botocore. botocore is imported lazily (``import filespace`` stays
+fast) and one botocore client is built per set of credentials and reused.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+_CONNECT_TIMEOUT_S = 5.0
+_READ_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class S3Target:
+    """Where a bucket is and how to address it (no credentials)."""
+
+    bucket: str
+    region: str
+    endpoint: str = ""
+    virtual_addressing: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectHead:
+    """What HeadObject says about an object."""
+
+    size: int
+    etag: str  # without quotes
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectSummary:
+    """One object of a listing."""
+
+    key: str
+    size: int
+    etag: str  # without quotes
+
+
+class S3AccessError(Exception):
+    """S3 refused or could not be reached; ``code`` says which."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code  # "NotFound", "AccessDenied", "Unreachable", "NoSuchBucket", ...
+
+
+def strip_etag(etag: str) -> str:
+    """An ETag without its surrounding quotes (and without a weak ``W/`` prefix)."""
+    text = etag.strip()
+    if text.startswith("W/"):
+        text = text[2:]
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        text = text[1:-1]
+    return text
+
+
+class S3Client:
+    """Talks to one bucket with one set of credentials."""
+
+    def __init__(self, target: S3Target, access_key: str, secret_key: str) -> None:
+        self.target = target
+        self._access_key = access_key
+        self._secret_key = secret_key
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"S3Client(bucket={self.target.bucket!r}, endpoint={self.target.endpoint!r})"
+
+    @property
+    def client(self) -> Any:
+        """The botocore client, built on first use."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._build()
+        return self._client
+
+    def _build(self) -> Any:
+        import botocore.session
+        from botocore.config import Config
+
+        session = botocore.session.get_session()
+        config = Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "virtual" if self.target.virtual_addressing else "path"},
+            connect_timeout=_CONNECT_TIMEOUT_S,
+            read_timeout=_READ_TIMEOUT_S,
+            retries={"max_attempts": 3, "mode": "standard"},
+            max_pool_connections=32,
+        )
+        return session.create_client(
+            "s3",
+            region_name=self.target.region or "us-east-1",
+            endpoint_url=self.target.endpoint or None,
+            aws_access_key_id=self._access_key,
+            aws_secret_access_key=self._secret_key,
+            config=config,
+        )
+
+    def presign_get(self, key: str, expires_s: int) -> str:
+        """A presigned GET URL for ``key`` valid for ``expires_s`` seconds."""
+        url: str = self.client.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.target.bucket, "Key": key},
+            ExpiresIn=expires_s,
+        )
+        return url
+
+    def head(self, key: str) -> ObjectHead:
+        """Size and ETag of an object; ``S3AccessError`` says why not."""
+        with _mapped_errors(f"s3://{self.target.bucket}/{key}"):
+            answer = self.client.head_object(Bucket=self.target.bucket, Key=key)
+        return ObjectHead(size=int(answer["ContentLength"]), etag=strip_etag(answer["ETag"]))
+
+    def list_objects(self, prefix: str = "", start_after: str = "") -> Iterator[ObjectSummary]:
+        """Every object under ``prefix`` in key order, one page in memory at a time."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        options: dict[str, Any] = {"Bucket": self.target.bucket, "Prefix": prefix}
+        if start_after:
+            options["StartAfter"] = start_after
+        with _mapped_errors(f"s3://{self.target.bucket}/{prefix}"):
+            for page in paginator.paginate(**options):
+                for item in page.get("Contents", ()):
+                    yield ObjectSummary(
+                        key=item["Key"], size=int(item["Size"]), etag=strip_etag(item["ETag"])
+                    )
+
+    def check_bucket(self) -> None:
+        """Raise ``S3AccessError`` unless the bucket answers these credentials."""
+        with _mapped_errors(f"s3://{self.target.bucket}"):
+            self.client.list_objects_v2(Bucket=self.target.bucket, MaxKeys=1)
+
+    def put(self, key: str, data: bytes | memoryview) -> None:
+        with _mapped_errors(f"s3://{self.target.bucket}/{key}"):
+            self.client.put_object(Bucket=self.target.bucket, Key=key, Body=bytes(data))
+
+    def get(self, key: str, start: int = 0, end: int | None = None) -> bytes:
+        """Bytes ``[start, end)`` of an object (``end`` None: to its end)."""
+        options: dict[str, Any] = {"Bucket": self.target.bucket, "Key": key}
+        if start or end is not None:
+            last = "" if end is None else str(end - 1)
+            options["Range"] = f"bytes={start}-{last}"
+        with _mapped_errors(f"s3://{self.target.bucket}/{key}"):
+            body = self.client.get_object(**options)["Body"]
+            try:
+                data: bytes = body.read()
+            finally:
+                body.close()
+        return data
+
+    def delete(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": key} for key in keys[start : start + 1000]]
+            with _mapped_errors(f"s3://{self.target.bucket}"):
+                self.client.delete_objects(
+                    Bucket=self.target.bucket, Delete={"Objects": batch, "Quiet": True}
+                )
+
+
+class _mapped_errors:  # noqa: N801 - used like a function
+    """Turn botocore's exceptions into ``S3AccessError`` with a short reason."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _: Any) -> None:
+        if exc is None:
+            return
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if isinstance(exc, ClientError):
+            error = exc.response.get("Error", {})
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+            code = str(error.get("Code") or status)
+            if code in ("404", "NoSuchKey", "NotFound"):
+                code = "NotFound"
+            elif code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+                code = "AccessDenied" if code in ("403", "AccessDenied") else code
+            message = str(error.get("Message") or code)
+            raise S3AccessError(code, f"{self._what}: {code}: {message}") from None
+        if isinstance(exc, BotoCoreError):
+            raise S3AccessError(
+                "Unreachable", f"{self._what}: endpoint unreachable ({type(exc).__name__})"
+            ) from None

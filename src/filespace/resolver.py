@@ -1,0 +1,63 @@
+"""From a path to its entry, following symbolic links the POSIX way (at most 40)."""
+
+from __future__ import annotations
+
+import errno
+
+from filespace import paths
+from filespace.meta.engine import Engine
+from filespace.meta.records import ROOT_ID, EntryRecord
+
+_MAX_SYMLINKS = 40
+
+
+class Resolver:
+    """Looks paths up in the engine, one directory at a time."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def root(self) -> EntryRecord:
+        root = self._engine.get(ROOT_ID)
+        if root is None:
+            raise FileNotFoundError(errno.ENOENT, "the filespace has no root", "/")
+        return root
+
+    def walk(self, path: str, *, follow_last: bool) -> EntryRecord:
+        """The entry at ``path``; raises ``FileNotFoundError`` / ``NotADirectoryError``."""
+        pending = list(paths.split(path))
+        pending.reverse()
+        trail: list[EntryRecord] = [self.root()]
+        hops = 0
+        while pending:
+            name = pending.pop()
+            if name == "..":  # only ever from a symlink's target
+                if len(trail) > 1:
+                    trail.pop()
+                continue
+            current = trail[-1]
+            if not current.is_dir:
+                raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)
+            child = self._engine.lookup(current.id, name)
+            if child is None:
+                raise FileNotFoundError(errno.ENOENT, "no such file or directory", path)
+            if child.type == "link" and (pending or follow_last):
+                hops += 1
+                if hops > _MAX_SYMLINKS:
+                    raise OSError(errno.ELOOP, "too many levels of symbolic links", path)
+                target = child.target or ""
+                if target.startswith("/"):
+                    trail = [trail[0]]
+                names = [part for part in target.split("/") if part and part != "."]
+                pending.extend(reversed(names))
+                continue
+            trail.append(child)
+        return trail[-1]
+
+    def parent(self, path: str) -> tuple[EntryRecord, str]:
+        """The directory that holds (or would hold) ``path``, and the last name."""
+        parent_names, name = paths.parent_and_name(path)
+        parent = self.walk(paths.join(parent_names), follow_last=True)
+        if not parent.is_dir:
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)
+        return parent, name

@@ -1,0 +1,323 @@
+"""Creating, opening and upgrading filespaces; the ``Filespace`` object.
+
+A location is a directory (the embedded default: ``filespace.json``, the
+SQLite file ``meta.db`` and the block directory ``blocks/`` inside it) or an
+engine URL (``sqlite:///abs/path.db``, ``postgresql://...``) with the block
+store given as ``data=``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from filespace import keys
+from filespace.blocks import BlockStore, open_block_store
+from filespace.connect.manager import FIRST_CONNECT_FORMAT, ConnectManager
+from filespace.errors import (
+    KeyNotFoundError,
+    NotAFilespaceError,
+    UnsupportedFormatError,
+    WrongKeyError,
+)
+from filespace.fs import Filesystem
+from filespace.meta import Engine, is_engine_url, open_engine
+from filespace.meta.sql import SCHEMA_VERSION
+from filespace.sealing import Sealer
+
+CURRENT_FORMAT = 9
+OLDEST_FORMAT = 8
+CONFIG_FILE = "filespace.json"
+DATABASE_FILE = "meta.db"
+BLOCKS_DIR = "blocks"
+DEFAULT_BLOCK_SIZE = 4 * 1024 * 1024
+_RELATIVE_DATA = "file:" + BLOCKS_DIR  # the block directory beside the database
+
+
+def _as_text(location: str | os.PathLike[str]) -> str:
+    if isinstance(location, os.PathLike):
+        return os.fspath(location)
+    if not isinstance(location, str) or not location:
+        raise ValueError(f"a filespace location must be a path or URL, got {location!r}")
+    return location
+
+
+def _engine_url(location: str) -> str:
+    """The engine URL of a location, reading a directory's config file."""
+    if is_engine_url(location):
+        return location
+    directory = Path(location).absolute()
+    if not directory.exists():
+        raise FileNotFoundError(2, "no filespace at this location", location)
+    config = directory / CONFIG_FILE
+    if not config.is_file():
+        raise NotAFilespaceError(f"{location} is not a filespace (no {CONFIG_FILE})")
+    try:
+        settings = json.loads(config.read_text())
+        database = settings["database"]
+    except (ValueError, KeyError, TypeError):
+        raise NotAFilespaceError(f"{config} is not a filespace config file") from None
+    return f"sqlite:///{directory / database}"
+
+
+def _data_url(engine_url: str, data: str) -> str:
+    """Resolve a data URL stored relative to the database's directory."""
+    if data == _RELATIVE_DATA and engine_url.startswith("sqlite:///"):
+        database = Path(engine_url[len("sqlite://") :])
+        return (database.parent / BLOCKS_DIR).as_uri()
+    return data
+
+
+def _check_data_url(data: str) -> str:
+    parts = urlsplit(data)
+    if parts.scheme == "file" and parts.path.startswith("/") and not parts.netloc:
+        return data
+    if parts.scheme == "s3" and parts.netloc:
+        return data
+    raise ValueError(f"data must be file:///absolute/dir or s3://bucket/prefix, got {data!r}")
+
+
+def create(
+    location: str | os.PathLike[str],
+    *,
+    name: str,
+    data: str | None = None,
+    format_version: int = CURRENT_FORMAT,
+    key: str | bytes | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> Filespace:
+    """Create a new filespace at ``location`` and open it."""
+    text = _as_text(location)
+    if not isinstance(name, str) or not name.strip() or len(name) > 255 or "\x00" in name:
+        raise ValueError(f"a filespace name must be 1-255 characters, got {name!r}")
+    if format_version not in (OLDEST_FORMAT, CURRENT_FORMAT):
+        raise ValueError(f"format_version must be {OLDEST_FORMAT} or {CURRENT_FORMAT}")
+    if isinstance(block_size, bool) or not isinstance(block_size, int):
+        raise ValueError("block_size must be an int")
+    if not 64 * 1024 <= block_size <= 64 * 1024 * 1024:
+        raise ValueError("block_size must be between 64 KiB and 64 MiB")
+    raw_key = keys.parse_key(key) if key is not None else bytes.fromhex(keys.generate_key())
+    directory: Path | None = None
+    if is_engine_url(text):
+        if data is None:
+            raise ValueError("data= (the block store URL) is required with an engine URL")
+        engine_url, data_url = text, _check_data_url(data)
+    else:
+        directory = Path(text).absolute()
+        if (directory / CONFIG_FILE).exists():
+            raise FileExistsError(17, "a filespace already exists here", text)
+        if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+            raise FileExistsError(17, "the location exists and is not an empty directory", text)
+        engine_url = f"sqlite:///{directory / DATABASE_FILE}"
+        data_url = _check_data_url(data) if data is not None else _RELATIVE_DATA
+    filespace_id = str(uuid.uuid4())
+    settings = {
+        "filespace_id": filespace_id,
+        "name": name,
+        "format_version": str(format_version),
+        "key_check": keys.check_value(raw_key, filespace_id),
+        "key_id": keys.key_id(raw_key, filespace_id),
+        "block_size": str(block_size),
+        "data_url": data_url,
+        "connect_enabled": "0",
+        "created_ns": str(time.time_ns()),
+    }
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+    engine = open_engine(engine_url)
+    try:
+        if engine.exists():
+            raise FileExistsError(17, "a filespace already exists here", text)
+        engine.initialize(settings, time.time_ns())
+    finally:
+        engine.close()
+    if directory is not None:
+        config = {"database": DATABASE_FILE, "created_by": "filespace"}
+        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    if key is None:
+        keys.store_key(filespace_id, raw_key)
+    return open(text, key=raw_key)
+
+
+def open(
+    location: str | os.PathLike[str],
+    *,
+    key: str | bytes | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    cache_size_mb: int = 1024,
+) -> Filespace:
+    """Open an existing filespace."""
+    text = _as_text(location)
+    if isinstance(cache_size_mb, bool) or not isinstance(cache_size_mb, int) or cache_size_mb < 0:
+        raise ValueError(f"cache_size_mb must be a non-negative int, got {cache_size_mb!r}")
+    engine_url = _engine_url(text)
+    if engine_url.startswith("sqlite:///") and not Path(engine_url[len("sqlite://") :]).exists():
+        raise FileNotFoundError(2, "no filespace at this location", text)
+    engine = open_engine(engine_url)
+    try:
+        if not engine.exists():
+            raise NotAFilespaceError(f"{text} holds no filespace")
+        settings = engine.settings()
+        schema = int(settings.get("schema_version", "0"))
+        version = int(settings.get("format_version", "0"))
+        if schema > SCHEMA_VERSION or version > CURRENT_FORMAT:
+            raise UnsupportedFormatError(
+                f"{text} has format {version} (schema {schema}), newer than this version of "
+                f"filespace reads (format {CURRENT_FORMAT}, schema {SCHEMA_VERSION}): upgrade "
+                "the filespace package"
+            )
+        if schema < SCHEMA_VERSION:
+            engine.migrate()
+        raw_key = _find_key(settings, key)
+    except BaseException:
+        engine.close()
+        raise
+    return Filespace(
+        engine,
+        location=text,
+        settings=settings,
+        key=raw_key,
+        cache_dir=Path(cache_dir) if cache_dir is not None else None,
+        cache_size_mb=cache_size_mb,
+    )
+
+
+def _find_key(settings: dict[str, str], given: str | bytes | None) -> bytes | None:
+    """The key, checked against the filespace; ``None`` if none is to be found."""
+    filespace_id = settings["filespace_id"]
+    try:
+        raw = keys.find_key(filespace_id, given)
+    except KeyNotFoundError:
+        return None
+    except ValueError as exc:
+        raise WrongKeyError(f"not a filespace key: {exc}") from None
+    keys.verify_key(raw, filespace_id, settings["key_check"])
+    return raw
+
+
+def upgrade(location: str | os.PathLike[str]) -> int:
+    """Migrate a filespace to the current format in place; returns the new format."""
+    text = _as_text(location)
+    engine_url = _engine_url(text)
+    engine = open_engine(engine_url)
+    try:
+        if not engine.exists():
+            raise NotAFilespaceError(f"{text} holds no filespace")
+        version = int(engine.settings().get("format_version", "0"))
+        if version > CURRENT_FORMAT:
+            raise UnsupportedFormatError(f"{text} has format {version}, newer than this code")
+        engine.migrate()
+        if version < CURRENT_FORMAT:
+            engine.set_setting("format_version", str(CURRENT_FORMAT))
+        return CURRENT_FORMAT
+    finally:
+        engine.close()
+
+
+class Filespace:
+    """An open filespace: ``fs`` for the tree, ``connect`` for external files."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        location: str,
+        settings: dict[str, str],
+        key: bytes | None,
+        cache_dir: Path | None,
+        cache_size_mb: int,
+    ) -> None:
+        self._engine = engine
+        self._location = location
+        self._key = key
+        self.id: str = settings["filespace_id"]
+        self.name: str = settings["name"]
+        self.cache_dir = cache_dir
+        self.cache_size_mb = cache_size_mb
+        self._data_url = _data_url(engine.url, settings["data_url"])
+        self._block_store: BlockStore | None = None
+        self._sealer_cache: Sealer | None = None
+        self._closed = False
+        self.connect = ConnectManager(engine, self._sealer, location=location)
+        self.fs = Filesystem(
+            engine,
+            self._blocks,
+            int(settings.get("block_size", DEFAULT_BLOCK_SIZE)),
+            self.connect.open_external,
+        )
+
+    def __repr__(self) -> str:
+        return f"Filespace(name={self.name!r}, id={self.id!r}, location={self._location!r})"
+
+    @property
+    def full_name(self) -> str:
+        """``name.domain``: the name and where its metadata lives."""
+        parts = urlsplit(self._engine.url)
+        domain = parts.hostname if parts.scheme.startswith("postgres") else "local"
+        return f"{self.name}.{domain or socket.gethostname()}"
+
+    @property
+    def format_version(self) -> int:
+        """The on-disk format (9: with external files)."""
+        return int(self._engine.settings().get("format_version", "0"))
+
+    @property
+    def engine_url(self) -> str:
+        """Where the metadata lives."""
+        return self._engine.url
+
+    @property
+    def data_url(self) -> str:
+        """Where native file data lives."""
+        return self._data_url
+
+    def _blocks(self) -> BlockStore:
+        if self._block_store is None:
+            self._block_store = open_block_store(self._data_url)
+        return self._block_store
+
+    def _sealer(self) -> Sealer:
+        if self._sealer_cache is None:
+            settings = self._engine.settings()
+            key = self._key if self._key is not None else _find_key(settings, None)
+            if key is None:
+                raise KeyNotFoundError(
+                    f"no key for filespace {self.id}: pass key= to filespace.open, set "
+                    f"{keys.KEY_ENV}, or restore the key file {keys.key_file(self.id)}"
+                )
+            self._sealer_cache = Sealer(key, self.id, settings["key_id"])
+        return self._sealer_cache
+
+    def sync_all(self) -> None:
+        """Flush every pending data and metadata change so other clients see it."""
+        self.fs.flush_open_files()
+
+    def close(self) -> None:
+        """Sync, then release everything; idempotent."""
+        if self._closed:
+            return
+        try:
+            self.sync_all()
+        finally:
+            self._closed = True
+            self._engine.close()
+            if self._block_store is not None:
+                self._block_store.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> Filespace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["FIRST_CONNECT_FORMAT", "Filespace", "create", "open", "upgrade"]
