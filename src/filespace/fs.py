@@ -239,8 +239,13 @@ class Filesystem:
     def flush_open_files(self) -> None:
         """Flush every file open for writing, so its data and size are committed."""
         for stream in list(self._writers):
-            if not stream.closed:
-                stream.flush()
+            if stream.closed:
+                continue
+            stream.flush()  # the buffered layers hand their bytes down...
+            layer: Any = stream
+            while hasattr(layer, "buffer") or hasattr(layer, "raw"):
+                layer = getattr(layer, "buffer", None) or layer.raw
+            layer.flush()  # ...and the raw file commits them
 
     def _open_entry(self, path: str, creating: bool, exclusive: bool) -> EntryRecord:
         try:

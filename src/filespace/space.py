@@ -51,6 +51,8 @@ def _engine_url(location: str) -> str:
     """The engine URL of a location, reading a directory's config file."""
     if is_engine_url(location):
         return location
+    if "://" in location:
+        raise ValueError(f"unknown metadata engine URL scheme in {location!r}")
     directory = Path(location).absolute()
     if not directory.exists():
         raise FileNotFoundError(2, "no filespace at this location", location)
@@ -62,7 +64,7 @@ def _engine_url(location: str) -> str:
         database = settings["database"]
     except (ValueError, KeyError, TypeError):
         raise NotAFilespaceError(f"{config} is not a filespace config file") from None
-    return f"sqlite:///{directory / database}"
+    return f"sqlite://{directory / database}"
 
 
 def _data_url(engine_url: str, data: str) -> str:
@@ -103,6 +105,8 @@ def create(
         raise ValueError("block_size must be between 64 KiB and 64 MiB")
     raw_key = keys.parse_key(key) if key is not None else bytes.fromhex(keys.generate_key())
     directory: Path | None = None
+    if "://" in text and not is_engine_url(text):
+        raise ValueError(f"unknown metadata engine URL scheme in {text!r}")
     if is_engine_url(text):
         if data is None:
             raise ValueError("data= (the block store URL) is required with an engine URL")
@@ -113,7 +117,7 @@ def create(
             raise FileExistsError(17, "a filespace already exists here", text)
         if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
             raise FileExistsError(17, "the location exists and is not an empty directory", text)
-        engine_url = f"sqlite:///{directory / DATABASE_FILE}"
+        engine_url = f"sqlite://{directory / DATABASE_FILE}"
         data_url = _check_data_url(data) if data is not None else _RELATIVE_DATA
     filespace_id = str(uuid.uuid4())
     settings = {

@@ -13,6 +13,8 @@ def open_engine(url: str) -> Engine:
     scheme = urlsplit(url).scheme
     if scheme == "sqlite":
         path = url[len("sqlite://") :]
+        if path.startswith("//"):  # sqlite:////abs/path, the SQLAlchemy spelling
+            path = "/" + path.lstrip("/")
         if not path.startswith("/"):
             raise ValueError(f"a sqlite engine URL needs an absolute path: {url!r}")
         from filespace.meta.sqlite import open_sqlite

@@ -92,7 +92,7 @@ class SqliteDialect(Dialect):
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.url = f"sqlite:///{path}"
+        self.url = f"sqlite://{path}"
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []

@@ -1,0 +1,310 @@
+"""``fsp.connect``: data stores, links, listing and every documented error, on real S3."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import filespace
+from filespace import Filespace, S3Credentials
+from filespace.testing import SeaweedS3
+from tests.fsfixtures import store_config
+
+
+def test_add_list_get_remove_store(fsp: Filespace, s3_server: SeaweedS3, bucket: str) -> None:
+    connect = fsp.connect
+    connect.enable()
+    info = connect.add_data_store("store-1", store_config(s3_server, bucket))
+    assert info.name == "store-1" and info.bucket_name == bucket
+    assert info.secret_key == ""  # never handed back from add
+    assert info.kind == filespace.DataStoreKind.S3
+    assert info.rekey_state == filespace.DataStoreRekeyState.NO_REKEY
+    assert info.key_id
+    listed = connect.list_data_stores()
+    assert [s.name for s in listed] == ["store-1"] and listed[0].secret_key == ""
+    full = connect.get_data_store("store-1")
+    assert full is not None and full.secret_key == s3_server.admin.secret_key
+    assert full.endpoint == s3_server.endpoint
+    assert connect.get_data_store("other") is None
+    connect.remove_data_store("store-1")
+    assert connect.list_data_stores() == []
+    with pytest.raises(filespace.DataStoreNotFoundError):
+        connect.remove_data_store("store-1")
+
+
+def test_duplicate_store_is_runtime_error(
+    connected: Filespace, s3_server: SeaweedS3, bucket: str
+) -> None:
+    with pytest.raises(RuntimeError, match="already exists"):
+        connected.connect.add_data_store("store", store_config(s3_server, bucket))
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides"),
+    [
+        ("", {}),
+        ("bad name", {}),
+        ("x" * 65, {}),
+        ("ok", {"bucket_name": "ab"}),
+        ("ok", {"bucket_name": "Upper-Case"}),
+        ("ok", {"bucket_name": "192.168.1.1"}),
+        ("ok", {"bucket_name": "a..b"}),
+        ("ok", {"endpoint": "ftp://host"}),
+        ("ok", {"endpoint": "localhost:9000"}),
+        ("ok", {"endpoint": "http://user:pw@host"}),
+        ("ok", {"url_expiration_minutes": 0}),
+        ("ok", {"url_expiration_minutes": 10081}),
+        ("ok", {"access_key": ""}),
+        ("ok", {"secret_key": ""}),
+        ("ok", {"region": ""}),
+        ("ok", {"use_virtual_addressing": "yes"}),
+    ],
+)
+def test_invalid_store_input(
+    connected: Filespace, s3_server: SeaweedS3, bucket: str, name: str, overrides: dict[str, Any]
+) -> None:
+    with pytest.raises(ValueError):
+        connected.connect.add_data_store(name, store_config(s3_server, bucket, **overrides))
+    assert [s.name for s in connected.connect.list_data_stores()] == ["store"]
+
+
+def test_store_limit(
+    connected: Filespace, s3_server: SeaweedS3, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from filespace.connect import validation
+
+    monkeypatch.setattr(validation, "MAX_DATA_STORES", 2)
+    connected.connect.add_data_store("second", store_config(s3_server, bucket))
+    with pytest.raises(filespace.DataStoreLimitError, match="maximum"):
+        connected.connect.add_data_store("third", store_config(s3_server, bucket))
+
+
+def test_link_file_with_head(connected: Filespace, s3_admin: Any, bucket: str) -> None:
+    s3_admin.put_object(Bucket=bucket, Key="dir/obj.bin", Body=b"0123456789")
+    etag = s3_admin.head_object(Bucket=bucket, Key="dir/obj.bin")["ETag"].strip('"')
+    connected.fs.create_dir("/data")
+    connected.connect.link_file("/data/obj.bin", "store", "dir/obj.bin")
+    entry = connected.fs.get_entry("/data/obj.bin")
+    assert entry.size == 10 and entry.is_file()
+    assert entry.external is not None
+    assert entry.external.object_id == "dir/obj.bin" and entry.external.checksum == etag
+    assert entry.external.data_store_name == "store" and entry.external.kind == "s3"
+    assert connected.fs.read_file("/data/obj.bin") == b"0123456789"
+    info = connected.connect.get_external_file("/data/obj.bin")
+    assert info == entry.external
+
+
+def test_link_file_without_head(connected: Filespace, s3_admin: Any, bucket: str) -> None:
+    s3_admin.put_object(Bucket=bucket, Key="k", Body=b"abc")
+    etag = s3_admin.head_object(Bucket=bucket, Key="k")["ETag"]
+    connected.connect.link_file("/quoted", "store", "k", size=3, checksum=etag)
+    connected.connect.link_file("/bare", "store", "k", size=3, checksum=etag.strip('"'))
+    assert connected.fs.read_file("/quoted") == connected.fs.read_file("/bare") == b"abc"
+    # Size and checksum are trusted as given: no HeadObject, so a missing key links fine.
+    connected.connect.link_file("/ghost", "store", "no-such-key", size=1, checksum="abc")
+    assert connected.fs.get_entry("/ghost").size == 1
+
+
+def test_link_file_errors(connected: Filespace, s3_admin: Any, bucket: str) -> None:
+    s3_admin.put_object(Bucket=bucket, Key="k", Body=b"abc")
+    connect = connected.connect
+    with pytest.raises(ValueError, match="both"):
+        connect.link_file("/a", "store", "k", size=3)
+    with pytest.raises(ValueError, match="both"):
+        connect.link_file("/a", "store", "k", checksum="abc")
+    with pytest.raises(ValueError):
+        connect.link_file("/a", "store", "k", size=-1, checksum="x")
+    with pytest.raises(ValueError):
+        connect.link_file("/a", "store", "")
+    with pytest.raises(ValueError):
+        connect.link_file("rel", "store", "k")
+    with pytest.raises(ValueError):
+        connect.link_file("/a/../b", "store", "k")
+    with pytest.raises(RuntimeError, match="no data store"):
+        connect.link_file("/a", "nostore", "k")
+    with pytest.raises(filespace.ObjectNotFoundError):
+        connect.link_file("/a", "store", "missing")
+    with pytest.raises(filespace.MissingParentError) as missing:
+        connect.link_file("/no/dir/a", "store", "k")
+    assert isinstance(missing.value, RuntimeError) and isinstance(missing.value, FileNotFoundError)
+    connect.link_file("/a", "store", "k")
+    with pytest.raises(FileExistsError) as taken:
+        connect.link_file("/a", "store", "k")
+    assert isinstance(taken.value, RuntimeError)
+    assert connected.fs.list_dir("/") == ["a"]
+    assert connect.count_external_files("store") == 1
+
+
+def test_link_needs_permission(
+    fsp: Filespace, s3_server: SeaweedS3, s3_admin: Any, bucket: str
+) -> None:
+    s3_admin.put_object(Bucket=bucket, Key="k", Body=b"abc")
+    fsp.connect.enable()
+    fsp.connect.add_data_store(
+        "denied",
+        store_config(
+            s3_server,
+            bucket,
+            access_key=s3_server.noaccess.access_key,
+            secret_key=s3_server.noaccess.secret_key,
+        ),
+    )
+    with pytest.raises(RuntimeError, match=r"AccessDenied|Forbidden|403"):
+        fsp.connect.link_file("/k", "denied", "k")
+    assert fsp.fs.list_dir("/") == []
+
+
+def test_unlink_and_counts(connected: Filespace, s3_admin: Any, bucket: str) -> None:
+    connect = connected.connect
+    for index in range(3):
+        connect.link_file(f"/f{index}", "store", f"key{index}", size=index, checksum="e")
+    stats = connected.fs.get_statistics()
+    assert stats.external_files_count == 3 and stats.external_files_size == 3
+    assert stats.data_size == 0 and stats.entries_size == 3
+    connected.fs.write_file("/native", b"n")
+    with pytest.raises(filespace.NotALinkError):
+        connect.unlink_file("/native")
+    with pytest.raises(FileNotFoundError):
+        connect.unlink_file("/missing")
+    connect.unlink_file("/f1")
+    connected.fs.delete("/f2")  # delete of a link is an unlink
+    assert connect.count_external_files("store") == 1
+    assert connected.fs.get_statistics().external_files_count == 1
+    assert connected.fs.read_file("/native") == b"n"
+    head = s3_admin.list_objects_v2(Bucket=bucket)
+    assert head["KeyCount"] == 0  # nothing was ever written to the bucket
+
+
+def test_remove_store_with_links_is_refused(connected: Filespace) -> None:
+    connected.connect.link_file("/a", "store", "k1", size=1, checksum="e")
+    connected.connect.link_file("/b", "store", "k2", size=1, checksum="e")
+    with pytest.raises(filespace.DataStoreNotEmptyError, match="2 linked") as refused:
+        connected.connect.remove_data_store("store")
+    assert refused.value.count == 2
+    assert connected.connect.get_data_store("store") is not None
+    connected.connect.unlink_file("/a")
+    connected.connect.unlink_file("/b")
+    connected.connect.remove_data_store("store")
+
+
+def test_list_external_files_paging(connected: Filespace) -> None:
+    connect = connected.connect
+    connected.fs.create_dir("/d")
+    expected = []
+    for index in range(25):
+        path = f"/d/f{index:02d}" if index % 2 else f"/top{index:02d}"
+        connect.link_file(path, "store", f"k{index}", size=1, checksum="e")
+        expected.append(path)
+    seen: list[str] = []
+    ids: list[int] = []
+    cursor = ""
+    pages = 0
+    while True:
+        page = connect.list_external_files("store", limit=10, cursor=cursor)
+        assert len(page.file_paths) == len(page.file_ids) <= 10
+        seen += page.file_paths
+        ids += page.file_ids
+        pages += 1
+        if not page.has_more:
+            assert page.cursor == ""
+            break
+        cursor = page.cursor
+    assert pages == 3 and sorted(seen) == sorted(expected)
+    assert ids == sorted(ids)
+    assert connected.fs.get_entry(seen[0]).file_id_external == ids[0]
+    assert connect.count_external_files("store") == 25
+    default = connect.list_external_files("store")
+    assert len(default.file_paths) == 25 and not default.has_more
+
+
+def test_list_external_files_bad_input(connected: Filespace) -> None:
+    connect = connected.connect
+    for limit in (0, 1001, -1, True):
+        with pytest.raises(ValueError, match="limit"):
+            connect.list_external_files("store", limit=limit)
+    for cursor in ("garbage", "c1.!!!", "c1.OTk6MQ"):
+        with pytest.raises(ValueError, match="cursor"):
+            connect.list_external_files("store", cursor=cursor)
+    with pytest.raises(RuntimeError):
+        connect.list_external_files("missing")
+    with pytest.raises(RuntimeError):
+        connect.count_external_files("missing")
+
+
+def test_rekey_validation_and_state(connected: Filespace, s3_server: SeaweedS3) -> None:
+    connect = connected.connect
+    spare = s3_server.spare
+    with pytest.raises(ValueError):
+        connect.rekey_data_store("store")
+    with pytest.raises(ValueError):
+        connect.rekey_data_store("store", new_access_key=spare.access_key)
+    with pytest.raises(ValueError):
+        connect.rekey_data_store("store", new_access_key="", new_secret_key="x")
+    with pytest.raises(ValueError):
+        connect.rekey_data_store(
+            "store",
+            S3Credentials(spare.access_key, spare.secret_key),
+            new_access_key=spare.access_key,
+        )
+    with pytest.raises(RuntimeError):
+        connect.rekey_data_store("missing", S3Credentials(spare.access_key, spare.secret_key))
+    before = connect.get_data_store("store")
+    assert before is not None and before.access_key == s3_server.admin.access_key
+    connect.rekey_data_store("store", S3Credentials(spare.access_key, spare.secret_key))
+    after = connect.get_data_store("store")
+    assert after is not None
+    assert (after.access_key, after.secret_key) == (spare.access_key, spare.secret_key)
+    assert after.rekey_state == filespace.DataStoreRekeyState.NO_REKEY
+    connect.rekey_data_store(
+        "store",
+        new_access_key=s3_server.admin.access_key,
+        new_secret_key=s3_server.admin.secret_key,
+    )
+    assert connect.get_data_store("store").access_key == s3_server.admin.access_key  # type: ignore[union-attr]
+
+
+def test_http_links(connected: Filespace, s3_server: SeaweedS3, s3_admin: Any, bucket: str) -> None:
+    s3_admin.put_object(Bucket=bucket, Key="web.txt", Body=b"served over http")
+    s3_admin.put_object(Bucket=bucket, Key="web2.txt", Body=b"second version!!")
+    url = s3_admin.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": "web.txt"}, ExpiresIn=3600
+    )
+    url2 = s3_admin.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": "web2.txt"}, ExpiresIn=3600
+    )
+    connect = connected.connect
+    connect.link_http_file("/web", url)
+    assert connected.fs.get_entry("/web").size == 16
+    assert connected.fs.read_file("/web") == b"served over http"
+    info = connect.get_external_file("/web")
+    assert info.kind == "http" and info.url == url and info.data_store_name is None
+    connect.update_http_file_url("/web", url2)
+    assert connected.fs.read_file("/web") == b"second version!!"
+    connect.link_http_file("/sized", url, size=16)
+    assert connected.fs.read_file("/sized") == b"served over http"
+    with pytest.raises(ValueError):
+        connect.link_http_file("/neg", url, size=-1)
+    with pytest.raises(ValueError):
+        connect.link_http_file("/bad", "ftp://x/y")
+    with pytest.raises(FileExistsError):
+        connect.link_http_file("/web", url)
+    connect.link_file("/s3", "store", "web.txt")
+    with pytest.raises(filespace.NotALinkError):
+        connect.update_http_file_url("/s3", url)
+    with pytest.raises(RuntimeError, match="cannot reach"):
+        connect.link_http_file("/down", "http://127.0.0.1:9/nothing")
+    assert not connected.fs.file_exists("/down")
+
+
+def test_unavailable_messages(fsp: Filespace) -> None:
+    with pytest.raises(filespace.ConnectUnavailableError, match="enable"):
+        fsp.connect.link_file("/a", "s", "k", size=1, checksum="e")
+    for call in (
+        fsp.connect.list_data_stores,
+        lambda: fsp.connect.count_external_files("s"),
+        lambda: fsp.connect.get_data_store("s"),
+        lambda: fsp.connect.unlink_file("/a"),
+    ):
+        with pytest.raises(RuntimeError, match="not enabled"):
+            call()

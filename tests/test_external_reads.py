@@ -1,0 +1,161 @@
+"""Reading linked objects: ranges, seeks, staleness, read-only, credentials, URL expiry."""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import filespace
+from filespace import Filespace, S3Credentials
+from filespace.connect.signing import UrlSigner
+from filespace.io import http
+from filespace.objects.s3 import S3Client, S3Target
+from filespace.testing import SeaweedS3
+
+
+@pytest.fixture
+def linked(connected: Filespace, s3_admin: Any, bucket: str) -> tuple[Filespace, bytes]:
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    s3_admin.put_object(Bucket=bucket, Key="blob.bin", Body=data)
+    connected.connect.link_file("/blob.bin", "store", "blob.bin")
+    return connected, data
+
+
+def test_read_whole_and_ranges(linked: tuple[Filespace, bytes]) -> None:
+    fsp, data = linked
+    assert fsp.fs.read_file("/blob.bin") == data
+    with fsp.fs.open("/blob.bin", "rb") as handle:
+        handle.seek(1_000_000)
+        assert handle.read(10) == data[1_000_000:1_000_010]
+        assert handle.tell() == 1_000_010
+        handle.seek(-5, io.SEEK_END)
+        assert handle.read() == data[-5:]
+        assert handle.read() == b""
+        handle.seek(10, io.SEEK_SET)
+        handle.seek(5, io.SEEK_CUR)
+        assert handle.read(3) == data[15:18]
+    with fsp.fs.open("/blob.bin", "rb", buffering=0) as raw:
+        buffer = bytearray(100)
+        raw.seek(len(data) - 40)
+        assert raw.readinto(buffer) == 40
+        assert bytes(buffer[:40]) == data[-40:]
+        assert raw.readinto(buffer) == 0
+
+
+def test_external_files_are_read_only(linked: tuple[Filespace, bytes]) -> None:
+    fsp, data = linked
+    for mode in ("wb", "ab", "r+b", "w", "a+b"):
+        with pytest.raises(PermissionError) as info:
+            fsp.fs.open("/blob.bin", mode)
+        assert info.value.errno == errno.EROFS
+    with pytest.raises(PermissionError) as write:
+        fsp.fs.write_file("/blob.bin", b"x")
+    assert write.value.errno == errno.EROFS
+    with pytest.raises(PermissionError):
+        fsp.fs.truncate("/blob.bin", 0)
+    with fsp.fs.open("/blob.bin", "rb", buffering=0) as raw, pytest.raises(PermissionError):
+        raw.write(b"x")
+    fsp.fs.move("/blob.bin", "/renamed.bin")  # moving renames the link
+    assert fsp.fs.read_file("/renamed.bin") == data
+
+
+def test_changed_object_is_stale_never_wrong_bytes(
+    linked: tuple[Filespace, bytes], s3_admin: Any, bucket: str
+) -> None:
+    fsp, data = linked
+    handle = fsp.fs.open("/blob.bin", "rb", buffering=0)
+    assert handle.read(4) == data[:4]
+    s3_admin.put_object(Bucket=bucket, Key="blob.bin", Body=os.urandom(len(data)))  # same size
+    with pytest.raises(OSError) as info:
+        handle.read(4)
+    assert info.value.errno == errno.ESTALE
+    assert isinstance(info.value, filespace.StaleFileError)
+    assert "/blob.bin" in str(info.value)
+    handle.close()
+    with pytest.raises(OSError) as again:
+        fsp.fs.read_file("/blob.bin")
+    assert again.value.errno == errno.ESTALE
+
+
+def test_deleted_object_is_stale(
+    linked: tuple[Filespace, bytes], s3_admin: Any, bucket: str
+) -> None:
+    fsp, _ = linked
+    s3_admin.delete_object(Bucket=bucket, Key="blob.bin")
+    with pytest.raises(OSError) as info:
+        fsp.fs.read_file("/blob.bin")
+    assert info.value.errno == errno.ESTALE
+
+
+def test_rekey_switches_reads_to_new_identity(
+    linked: tuple[Filespace, bytes], s3_server: SeaweedS3
+) -> None:
+    fsp, data = linked
+    noaccess, reader = s3_server.noaccess, s3_server.reader
+    fsp.connect.rekey_data_store("store", S3Credentials(noaccess.access_key, noaccess.secret_key))
+    with pytest.raises(OSError) as denied:
+        fsp.fs.read_file("/blob.bin")
+    assert denied.value.errno == errno.EIO
+    assert noaccess.secret_key not in str(denied.value)
+    fsp.connect.rekey_data_store(
+        "store", new_access_key=reader.access_key, new_secret_key=reader.secret_key
+    )
+    assert fsp.fs.read_file("/blob.bin") == data
+
+
+def test_rekey_by_another_client_is_picked_up(
+    linked: tuple[Filespace, bytes], s3_server: SeaweedS3
+) -> None:
+    fsp, data = linked
+    assert fsp.fs.read_file("/blob.bin")[:10] == data[:10]  # signer cached here
+    location = fsp._location  # type: ignore[attr-defined]
+    with filespace.open(location) as other:
+        noaccess = s3_server.noaccess
+        other.connect.rekey_data_store(
+            "store", S3Credentials(noaccess.access_key, noaccess.secret_key)
+        )
+    # The first client's next read uses the rotated credentials, not its cached URL.
+    with pytest.raises(OSError) as denied:
+        fsp.fs.read_file("/blob.bin")
+    assert denied.value.errno == errno.EIO
+
+
+def test_presigned_url_is_resigned_before_expiry(
+    s3_server: SeaweedS3, s3_admin: Any, bucket: str
+) -> None:
+    s3_admin.put_object(Bucket=bucket, Key="k", Body=b"abcdef")
+    client = S3Client(
+        S3Target(bucket=bucket, region=s3_server.region, endpoint=s3_server.endpoint),
+        s3_server.admin.access_key,
+        s3_server.admin.secret_key,
+    )
+    signer = UrlSigner(client, lifetime_s=2)
+    first = signer.url("k")
+    assert signer.url("k") == first  # reused while fresh
+    time.sleep(2.5)
+    with pytest.raises(http.Expired):
+        http.get_range(first, 0, 3, http.Identity())
+    second = signer.url("k")
+    assert second != first
+    assert http.get_range(second, 0, 3, http.Identity()) == b"abc"
+
+
+def test_unreachable_endpoint_is_eio(
+    connected: Filespace, s3_server: SeaweedS3, bucket: str, tmp_path: Path
+) -> None:
+    from tests.fsfixtures import store_config
+
+    connected.connect.add_data_store(
+        "down", store_config(s3_server, bucket, endpoint="http://127.0.0.1:9")
+    )
+    connected.connect.link_file("/down", "down", "k", size=10, checksum="e")
+    with pytest.raises(OSError) as info:
+        connected.fs.read_file("/down")
+    assert info.value.errno == errno.EIO
+    assert "/down" in str(info.value)
