@@ -3,7 +3,10 @@ and a filespace with Connect enabled and a data store on a fresh bucket."""
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +28,55 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     return home
 
 
+POSTGRES_ENV = "FILESPACE_TEST_POSTGRES"
+ENGINES = ["sqlite", "postgresql"]
+
+
+def postgres_url() -> str:
+    """The test server's URL, or a skip saying how to get one."""
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.skip(f"{POSTGRES_ENV} is not set: PostgreSQL tests need a server (.ci/run sets it)")
+    return url
+
+
+@contextmanager
+def postgres_schema_url() -> Iterator[str]:
+    """A URL naming a fresh schema in the test database; the schema is dropped after."""
+    import psycopg
+
+    base = postgres_url()
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    separator = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{separator}schema={schema}"
+    finally:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@contextmanager
+def new_location(engine: str, tmp_path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A location (and create() options) for a new filespace on ``engine``."""
+    if engine == "sqlite":
+        yield str(tmp_path / "space"), {}
+        return
+    with postgres_schema_url() as url:
+        yield url, {"data": (tmp_path / "blocks").as_uri()}
+
+
+@pytest.fixture(params=ENGINES)
+def engine_name(request: pytest.FixtureRequest) -> str:
+    """Each engine in turn."""
+    return str(request.param)
+
+
 @pytest.fixture
-def fsp(tmp_path: Path) -> Iterator[filespace.Filespace]:
-    """A fresh embedded filespace."""
-    with filespace.create(tmp_path / "space", name="test") as space:
-        yield space
+def fsp(engine_name: str, tmp_path: Path) -> Iterator[filespace.Filespace]:
+    """A fresh filespace on each engine: embedded SQLite, then PostgreSQL."""
+    with new_location(engine_name, tmp_path) as (location, options):
+        with filespace.create(location, name="test", **options) as space:
+            yield space
 
 
 def store_config(server: SeaweedS3, bucket: str, **overrides: Any) -> filespace.S3DataStoreConfig:

@@ -22,7 +22,7 @@ def open_engine(url: str) -> Engine:
         return open_sqlite(Path(path))
     if scheme in ("postgresql", "postgres"):
         try:
-            from filespace.meta.postgres import open_postgres  # type: ignore[import-not-found]
+            from filespace.meta.postgres import open_postgres
         except ImportError:
             raise ValueError(
                 "the PostgreSQL engine is not available in this version of filespace"

@@ -58,7 +58,7 @@ _STORE_UPDATABLE = frozenset(
     {"access_key", "sealed_secret", "key_id", "rekey_state", "endpoint", "region"}
 )
 _SUBTREE = (
-    "WITH RECURSIVE sub(id) AS (SELECT ? UNION ALL "
+    "WITH RECURSIVE sub(id) AS (SELECT CAST(? AS BIGINT) UNION ALL "
     "SELECT e.id FROM entries e JOIN sub ON e.parent_id = sub.id) "
 )
 
@@ -87,6 +87,10 @@ class Tx:
     def many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
         if rows:
             self._cursor.executemany(self._dialect.sql(sql), rows)
+
+    def lock_moves(self) -> None:
+        """Take the engine's lock that makes directory moves take turns."""
+        self._dialect.lock_moves(self._cursor)
 
 
 class Dialect(ABC):
@@ -124,6 +128,9 @@ class Dialect(ABC):
     def blob(self, value: bytes) -> object:
         return value
 
+    def lock_moves(self, cursor: Any) -> None:  # noqa: B027 - optional hook
+        """Serialize directory moves; a no-op where writers already take turns."""
+
     @abstractmethod
     def close(self) -> None: ...
 
@@ -141,7 +148,8 @@ class SqlEngine(Engine):
 
     def _bump(self, tx: Tx, deltas: dict[str, int]) -> None:
         shard = self.dialect.counter_shard()
-        rows = [(name, shard, delta) for name, delta in deltas.items() if delta]
+        # Sorted, so concurrent writers lock counter rows in one order (no deadlocks).
+        rows = [(name, shard, delta) for name, delta in sorted(deltas.items()) if delta]
         tx.many(
             "INSERT INTO counters (name, shard, value) VALUES (?, ?, ?) "
             "ON CONFLICT (name, shard) DO UPDATE SET value = counters.value + excluded.value",
@@ -353,6 +361,8 @@ class SqlEngine(Engine):
             except Exception as exc:
                 if self.dialect.is_unique_violation(exc):
                     raise NameTaken(name) from None
+                if self.dialect.is_foreign_key_violation(exc):  # parent removed meanwhile
+                    raise NoSuchEntry(str(parent_id)) from None
                 raise
             assert row is not None
             entry_id = int(row[0])
@@ -407,7 +417,7 @@ class SqlEngine(Engine):
 
     def _remove_ids(self, tx: Tx, entry_id: int, *, subtree: bool) -> Removed:
         """Delete one entry or a whole subtree, fixing every counter on the way."""
-        scope = _SUBTREE if subtree else "WITH sub(id) AS (SELECT ?) "
+        scope = _SUBTREE if subtree else "WITH sub(id) AS (SELECT CAST(? AS BIGINT)) "
         parent = tx.one("SELECT parent_id FROM entries WHERE id = ?", entry_id)
         totals = tx.all(
             scope + "SELECT e.type, e.kind, COUNT(*), COALESCE(SUM(e.size), 0) "
@@ -450,6 +460,7 @@ class SqlEngine(Engine):
                 raise NoSuchEntry(str(entry_id))
             self._require_dir(tx, new_parent_id)
             if entry[1] == "dir":
+                tx.lock_moves()
                 ancestor: int | None = new_parent_id
                 while ancestor is not None:
                     if ancestor == entry_id:
