@@ -183,6 +183,18 @@ class PostgresDialect(Dialect):
 
         return isinstance(exc, errors.ForeignKeyViolation)
 
+    def is_retryable(self, exc: BaseException) -> bool:
+        import psycopg
+        from psycopg import errors
+
+        if isinstance(exc, errors.SerializationFailure | errors.DeadlockDetected):
+            return True
+        # A dropped connection or a restarting server: the pool replaces the
+        # connection, and the transaction (rolled back) runs again.
+        return isinstance(exc, psycopg.OperationalError) and not isinstance(
+            exc, errors.QueryCanceled
+        )
+
     def counter_shard(self) -> int:
         return random.randrange(_COUNTER_SHARDS)
 

@@ -10,11 +10,15 @@ concurrent writers on a server engine do not queue on one hot row.
 
 from __future__ import annotations
 
+import functools
+import random
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
+from filespace.errors import EngineError
 from filespace.meta.engine import (
     Engine,
     NameTaken,
@@ -127,6 +131,10 @@ class Dialect(ABC):
 
     def blob(self, value: bytes) -> object:
         return value
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        """Whether a failed transaction may simply be run again (lost race, lost link)."""
+        return False
 
     def lock_moves(self, cursor: Any) -> None:  # noqa: B027 - optional hook
         """Serialize directory moves; a no-op where writers already take turns."""
@@ -740,6 +748,52 @@ class SqlEngine(Engine):
         return {str(name): int(value) for name, value in rows}
 
 
+_RETRY_BUDGET_S = 90.0
+_RETRY_FIRST_DELAY_S = 0.05
+_RETRY_MAX_DELAY_S = 2.0
+
+
+def _retrying(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Run an engine operation again when its transaction failed for a passing reason.
+
+    Every operation is one transaction that rolls back whole on failure, so
+    running it again is safe. Passing reasons are lost serialization races,
+    deadlocks and dropped connections (a server restart); the budget is long
+    enough to ride out a restart, then the error is raised as ``EngineError``.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: SqlEngine, *args: Any, **kwargs: Any) -> Any:
+        deadline = time.monotonic() + _RETRY_BUDGET_S
+        delay = _RETRY_FIRST_DELAY_S
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except Exception as exc:
+                if not self.dialect.is_retryable(exc):
+                    raise
+                if time.monotonic() + delay > deadline:
+                    raise EngineError(
+                        f"the metadata engine kept failing: {type(exc).__name__}: {exc}"
+                    ) from exc
+                time.sleep(random.uniform(delay / 2, delay))
+                delay = min(delay * 2, _RETRY_MAX_DELAY_S)
+
+    return wrapper
+
+
+def _install_retries(engine_class: type[SqlEngine]) -> None:
+    """Wrap every operation of the engine contract in ``_retrying``."""
+    for name in sorted(getattr(Engine, "__abstractmethods__", ())):
+        if name in ("close",):
+            continue
+        method = getattr(engine_class, name, None)
+        if callable(method) and not getattr(method, "_retrying", False):
+            wrapped = _retrying(method)
+            wrapped._retrying = True  # type: ignore[attr-defined]
+            setattr(engine_class, name, wrapped)
+
+
 class _TxContext:
     """Opens a dialect transaction and hands out a ``Tx``."""
 
@@ -755,6 +809,7 @@ class _TxContext:
 
 
 def _now_ns() -> int:
-    import time
-
     return time.time_ns()
+
+
+_install_retries(SqlEngine)

@@ -1,0 +1,73 @@
+"""Work done in separate OS processes by the many-clients tests (must be importable)."""
+
+from __future__ import annotations
+
+import time
+from multiprocessing.synchronize import Barrier
+
+import filespace
+
+
+def link_same_path(location: str, barrier: Barrier, path: str) -> str:
+    """Try to link ``path``; return "won" or the error class name."""
+    with filespace.open(location) as fsp:
+        barrier.wait()
+        try:
+            fsp.connect.link_file(path, "store", "key", size=1, checksum="etag")
+        except filespace.LinkExistsError:
+            return "LinkExistsError"
+        return "won"
+
+
+def move_dir(location: str, barrier: Barrier, src: str, dst: str) -> str:
+    """Try one directory move; return "moved" or the errno."""
+    with filespace.open(location) as fsp:
+        barrier.wait()
+        try:
+            fsp.fs.move(src, dst)
+        except OSError as exc:
+            return f"errno {exc.errno}"
+        return "moved"
+
+
+def link_many(location: str, barrier: Barrier, prefix: str, count: int) -> dict[str, int]:
+    """Link ``count`` files under a fresh directory; count outcomes."""
+    outcomes = {"linked": 0, "store gone": 0}
+    with filespace.open(location) as fsp:
+        fsp.fs.create_dir(prefix)
+        barrier.wait()
+        for index in range(count):
+            try:
+                fsp.connect.link_file(f"{prefix}/f{index}", "store", f"k{index}", 1, "e")
+            except filespace.DataStoreNotFoundError:
+                outcomes["store gone"] += 1
+            else:
+                outcomes["linked"] += 1
+    return outcomes
+
+
+def remove_store_repeatedly(location: str, barrier: Barrier, seconds: float) -> str:
+    """Keep trying to remove the store until it goes or time runs out."""
+    with filespace.open(location) as fsp:
+        barrier.wait()
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                fsp.connect.remove_data_store("store")
+            except filespace.DataStoreNotEmptyError:
+                continue
+            return "removed"
+        return "refused"
+
+
+def read_repeatedly(location: str, barrier: Barrier, path: str, seconds: float) -> int:
+    """Read ``path`` over and over; return how many whole reads matched."""
+    good = 0
+    with filespace.open(location) as fsp:
+        expected = fsp.fs.read_file(path)
+        barrier.wait()
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            assert fsp.fs.read_file(path) == expected
+            good += 1
+    return good
