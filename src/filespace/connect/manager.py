@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import threading
 import time
 import uuid
@@ -328,7 +329,7 @@ class ConnectManager:
         Without both ``size`` and ``checksum`` one HeadObject learns them.
         """
         self._require()
-        paths.split(file_path)
+        parent_names, name = paths.parent_and_name(file_path)
         check.store_name(data_store_name)
         check.object_key(object_id)
         if size is not None:
@@ -336,6 +337,10 @@ class ConnectManager:
         etag = check.checksum(checksum)
         if (size is None) != (etag == ""):
             raise ValueError("give both size and checksum, or neither")
+        if size is not None:
+            link = NewLink(size=size, checksum=etag, object_key=object_id)
+            self._link_at(file_path, parent_names, name, link, data_store_name)
+            return
         parent, name = self._link_parent(file_path)
         store = self._store(data_store_name)
         if size is None:
@@ -354,6 +359,31 @@ class ConnectManager:
             file_path,
             NewLink(size=size, checksum=etag, data_store_id=store.id, object_key=object_id),
         )
+
+    def _link_at(
+        self,
+        file_path: str,
+        parent_names: tuple[str, ...],
+        name: str,
+        link: NewLink,
+        store_name: str | None,
+    ) -> None:
+        """Create a link in one engine transaction; resolve the slow way if that can't."""
+        try:
+            self._engine.create_at(
+                parent_names, name, "file", time.time_ns(), link=link, store_name=store_name
+            )
+            return
+        except NameTaken:
+            raise LinkExistsError(file_path) from None
+        except NoSuchStore:
+            raise DataStoreNotFoundError(f"no data store named {store_name!r}") from None
+        except NoSuchEntry:
+            pass  # a missing parent, or a symlink on the way: find out which
+        parent, _ = self._link_parent(file_path)
+        if store_name is not None:
+            link = dataclasses.replace(link, data_store_id=self._store(store_name).id)
+        self._create_link(parent.id, name, file_path, link)
 
     def _link_parent(self, file_path: str) -> tuple[EntryRecord, str]:
         try:

@@ -122,6 +122,25 @@ class Engine(ABC):
         """Add an entry; ``NameTaken`` / ``NoSuchEntry`` (parent) / ``NoSuchStore``."""
 
     @abstractmethod
+    def create_at(
+        self,
+        parent_names: Sequence[str],
+        name: str,
+        type: EntryType,
+        now_ns: int,
+        *,
+        target: str | None = None,
+        link: NewLink | None = None,
+        store_name: str | None = None,
+    ) -> int:
+        """Add an entry under the directory reached by ``parent_names``, in one transaction.
+
+        The walk follows no symbolic links: a missing, non-directory or symlink
+        component raises ``NoSuchEntry`` (the caller may then resolve the path
+        itself). ``store_name`` fills in the link's data store. Returns the id.
+        """
+
+    @abstractmethod
     def remove(self, entry_id: int) -> Removed:
         """Remove a file, symlink or empty directory (``NotEmpty``)."""
 
@@ -208,3 +227,70 @@ class Engine(ABC):
     @abstractmethod
     def counters(self) -> dict[str, int]:
         """The filespace-wide counters (files, dirs, sizes, ...)."""
+
+    # -- bulk links and mirroring -------------------------------------------------
+    @abstractmethod
+    def make_dirs(
+        self, chains: Sequence[tuple[int, Sequence[str]]], now_ns: int
+    ) -> list[list[int] | None]:
+        """Make each chain of names as nested directories under a directory, in one transaction.
+
+        A chain is ``(existing_dir_id, names)``; directories already there are used
+        as they are. Gives, per chain, the ids of its directories in order, or
+        ``None`` when the start is gone or something other than a directory is in
+        the way.
+        """
+
+    @abstractmethod
+    def create_links(
+        self, store_id: int, rows: Sequence[tuple[int, str, str, int, str]], now_ns: int
+    ) -> list[tuple[int, type[MetaError]]]:
+        """Link many objects of one store in one transaction.
+
+        Rows are ``(parent_id, name, object_key, size, checksum)``. Returns the rows
+        not linked as ``(row index, NameTaken | NoSuchEntry)`` (the parent is not a
+        directory); every other row is linked, counters included, all or nothing.
+        ``NoSuchStore`` if the store is gone.
+        """
+
+    @abstractmethod
+    def mirror_batch(
+        self,
+        store_id: int,
+        base_id: int,
+        rows: Sequence[tuple[str, str, str, int, str]],
+        mark: int,
+        now_ns: int,
+        *,
+        delete: bool,
+        dry_run: bool,
+    ) -> tuple[dict[str, int], list[tuple[int, str]]]:
+        """Make each row a link of the store, confirmed with ``mark``, in one transaction.
+
+        Rows are ``(dir, name, object_key, size, etag)``, ``dir`` relative to the
+        directory ``base_id`` (``""``, ``"a/b"``); missing directories are made. A
+        row's path gets a new link ("added"), keeps a link to the same object
+        ("unchanged"), or has its link re-pointed ("updated": another key, store,
+        ETag or size); anything else there (native file, directory, symlink) skips
+        the row. With ``delete``, a link of this store found where a directory must
+        go is removed ("removed"). Returns those counts, plus "kept" (links of
+        this store that were there), and ``(row index, reason)`` per skipped row.
+        ``dry_run`` changes nothing and counts the same. ``NoSuchEntry`` if the
+        base is gone, ``NoSuchStore`` if the store is.
+        """
+
+    @abstractmethod
+    def sweep_links(
+        self,
+        store_id: int,
+        base_id: int,
+        keep_mark: int,
+        *,
+        dry_run: bool = False,
+        batch: int = 5000,
+    ) -> int:
+        """Remove the store's links under ``base_id`` not marked ``keep_mark``; how many.
+
+        Works through the subtree in transactions of at most ``batch`` links;
+        ``dry_run`` only counts them.
+        """

@@ -3,9 +3,10 @@
 SQL here is written once, with ``?`` placeholders; a ``Dialect`` supplies the
 connections, transactions, schema and the few things that differ between
 databases (placeholder style, how a constraint violation looks). Counters are
-sharded rows (``counters``, ``store_counters``) updated by upsert in the same
-transaction as the rows they count, so a reader sums a handful of rows and
-concurrent writers on a server engine do not queue on one hot row.
+sharded rows (``counters``: one wide row per shard; ``store_counters``: one
+row per store and shard) updated by upsert in the same transaction as the rows
+they count, so a reader sums a handful of rows and concurrent writers on a
+server engine do not queue on one hot row.
 """
 
 from __future__ import annotations
@@ -41,8 +42,21 @@ from filespace.meta.records import (
     Removed,
     StoreRecord,
 )
+from filespace.meta.sql_bulk import BulkSqlMixin
 
 SCHEMA_VERSION = 1
+
+COUNTERS = (
+    "files",
+    "dirs",
+    "symlinks",
+    "entries_size",
+    "data_size",
+    "storage_size",
+    "external_files",
+    "external_size",
+)
+"""The filespace-wide counters: columns of the ``counters`` rows (one per shard)."""
 
 Row = tuple[Any, ...]
 
@@ -143,7 +157,7 @@ class Dialect(ABC):
     def close(self) -> None: ...
 
 
-class SqlEngine(Engine):
+class SqlEngine(BulkSqlMixin, Engine):
     """``Engine`` over any SQL database a ``Dialect`` describes."""
 
     def __init__(self, dialect: Dialect) -> None:
@@ -155,13 +169,21 @@ class SqlEngine(Engine):
         return _TxContext(self.dialect, write=write)
 
     def _bump(self, tx: Tx, deltas: dict[str, int]) -> None:
-        shard = self.dialect.counter_shard()
-        # Sorted, so concurrent writers lock counter rows in one order (no deadlocks).
-        rows = [(name, shard, delta) for name, delta in sorted(deltas.items()) if delta]
-        tx.many(
-            "INSERT INTO counters (name, shard, value) VALUES (?, ?, ?) "
-            "ON CONFLICT (name, shard) DO UPDATE SET value = counters.value + excluded.value",
-            rows,
+        """Add ``deltas`` to the filespace counters: one upsert of one wide row."""
+        names = [name for name in COUNTERS if deltas.get(name)]
+        if not names:
+            return
+        unknown = set(deltas) - set(COUNTERS)
+        if unknown:
+            raise ValueError(f"unknown counters {sorted(unknown)}")
+        columns = ", ".join(names)
+        marks = ", ".join("?" for _ in names)
+        updates = ", ".join(f"{name} = counters.{name} + excluded.{name}" for name in names)
+        tx.run(
+            f"INSERT INTO counters (shard, {columns}) VALUES (?, {marks}) "
+            f"ON CONFLICT (shard) DO UPDATE SET {updates}",
+            self.dialect.counter_shard(),
+            *(deltas[name] for name in names),
         )
 
     def _bump_store(self, tx: Tx, store_id: int, files: int, size: int) -> None:
@@ -342,53 +364,98 @@ class SqlEngine(Engine):
         target: str | None = None,
         link: NewLink | None = None,
     ) -> EntryRecord:
-        kind = link.kind if link is not None else "native"
-        size = link.size if link is not None else 0
         with self._tx() as tx:
             self._require_dir(tx, parent_id)
-            if tx.one("SELECT 1 FROM entries WHERE parent_id = ? AND name = ?", parent_id, name):
-                raise NameTaken(name)
-            store_id = link.data_store_id if link is not None else None
-            if store_id is not None and not tx.one(
-                "SELECT 1 FROM data_stores WHERE id = ?", store_id
-            ):
-                raise NoSuchStore(str(store_id))
-            try:
-                row = tx.one(
-                    "INSERT INTO entries (parent_id, name, type, kind, size, ctime_ns, mtime_ns,"
-                    " target) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                    parent_id,
-                    name,
-                    type,
-                    kind,
-                    size,
-                    now_ns,
-                    now_ns,
-                    target,
-                )
-            except Exception as exc:
-                if self.dialect.is_unique_violation(exc):
-                    raise NameTaken(name) from None
-                if self.dialect.is_foreign_key_violation(exc):  # parent removed meanwhile
-                    raise NoSuchEntry(str(parent_id)) from None
-                raise
-            assert row is not None
-            entry_id = int(row[0])
-            if link is not None:
-                self._insert_link(tx, entry_id, link, now_ns)
-            self._bump(tx, self._entry_deltas(type, kind, 1, size))
-            self._touch(tx, parent_id, now_ns)
+            entry_id = self._create(tx, parent_id, name, type, now_ns, target, link)
             created = self._get(tx, entry_id)
         assert created is not None
         return created
 
-    def _insert_link(self, tx: Tx, entry_id: int, link: NewLink, now_ns: int) -> None:
+    def create_at(
+        self,
+        parent_names: Sequence[str],
+        name: str,
+        type: EntryType,
+        now_ns: int,
+        *,
+        target: str | None = None,
+        link: NewLink | None = None,
+        store_name: str | None = None,
+    ) -> int:
+        with self._tx() as tx:
+            parent_id = ROOT_ID
+            for part in parent_names:
+                row = tx.one(
+                    "SELECT id, type FROM entries WHERE parent_id = ? AND name = ?",
+                    parent_id,
+                    part,
+                )
+                if row is None or row[1] != "dir":
+                    raise NoSuchEntry(part)
+                parent_id = int(row[0])
+            store_id = None
+            if store_name is not None:
+                row = tx.one("SELECT id FROM data_stores WHERE name = ?", store_name)
+                if row is None:
+                    raise NoSuchStore(store_name)
+                store_id = int(row[0])
+            return self._create(tx, parent_id, name, type, now_ns, target, link, store_id)
+
+    def _create(
+        self,
+        tx: Tx,
+        parent_id: int,
+        name: str,
+        type_: EntryType,
+        now_ns: int,
+        target: str | None,
+        link: NewLink | None,
+        store_id: int | None = None,
+    ) -> int:
+        """Insert one entry (and its link) and count it; constraints catch the races.
+
+        ``store_id``, when given, overrides the link's data store.
+        """
+        kind = link.kind if link is not None else "native"
+        size = link.size if link is not None else 0
+        try:
+            row = tx.one(
+                "INSERT INTO entries (parent_id, name, type, kind, size, ctime_ns, mtime_ns,"
+                " target) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                parent_id,
+                name,
+                type_,
+                kind,
+                size,
+                now_ns,
+                now_ns,
+                target,
+            )
+        except Exception as exc:
+            if self.dialect.is_unique_violation(exc):
+                raise NameTaken(name) from None
+            if self.dialect.is_foreign_key_violation(exc):  # parent removed meanwhile
+                raise NoSuchEntry(str(parent_id)) from None
+            raise
+        assert row is not None
+        entry_id = int(row[0])
+        if link is not None:
+            self._insert_link(tx, entry_id, link, now_ns, store_id)
+        self._bump(tx, self._entry_deltas(type_, kind, 1, size))
+        self._touch(tx, parent_id, now_ns)
+        return entry_id
+
+    def _insert_link(
+        self, tx: Tx, entry_id: int, link: NewLink, now_ns: int, store_id: int | None = None
+    ) -> None:
+        if store_id is None:
+            store_id = link.data_store_id
         try:
             tx.run(
                 "INSERT INTO external_links (entry_id, data_store_id, object_key, url, size,"
                 " checksum, linked_ns) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 entry_id,
-                link.data_store_id,
+                store_id,
                 link.object_key,
                 link.url,
                 link.size,
@@ -397,10 +464,10 @@ class SqlEngine(Engine):
             )
         except Exception as exc:
             if self.dialect.is_foreign_key_violation(exc):
-                raise NoSuchStore(str(link.data_store_id)) from None
+                raise NoSuchStore(str(store_id)) from None
             raise
-        if link.data_store_id is not None:
-            self._bump_store(tx, link.data_store_id, 1, link.size)
+        if store_id is not None:
+            self._bump_store(tx, store_id, 1, link.size)
 
     def _touch(self, tx: Tx, dir_id: int, now_ns: int) -> None:
         tx.run("UPDATE entries SET mtime_ns = ? WHERE id = ?", now_ns, dir_id)
@@ -743,9 +810,11 @@ class SqlEngine(Engine):
 
     # -- statistics ---------------------------------------------------------------------
     def counters(self) -> dict[str, int]:
+        sums = ", ".join(f"COALESCE(SUM({name}), 0)" for name in COUNTERS)
         with self._tx(write=False) as tx:
-            rows = tx.all("SELECT name, SUM(value) FROM counters GROUP BY name")
-        return {str(name): int(value) for name, value in rows}
+            row = tx.one(f"SELECT {sums} FROM counters")
+        assert row is not None
+        return {name: int(value) for name, value in zip(COUNTERS, row, strict=True)}
 
 
 _RETRY_BUDGET_S = 90.0

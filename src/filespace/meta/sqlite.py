@@ -43,10 +43,15 @@ SCHEMA = [
         PRIMARY KEY (entry_id, idx)
     )""",
     """CREATE TABLE IF NOT EXISTS counters (
-        name TEXT NOT NULL,
-        shard INTEGER NOT NULL,
-        value INTEGER NOT NULL,
-        PRIMARY KEY (name, shard)
+        shard INTEGER PRIMARY KEY,
+        files INTEGER NOT NULL DEFAULT 0,
+        dirs INTEGER NOT NULL DEFAULT 0,
+        symlinks INTEGER NOT NULL DEFAULT 0,
+        entries_size INTEGER NOT NULL DEFAULT 0,
+        data_size INTEGER NOT NULL DEFAULT 0,
+        storage_size INTEGER NOT NULL DEFAULT 0,
+        external_files INTEGER NOT NULL DEFAULT 0,
+        external_size INTEGER NOT NULL DEFAULT 0
     )""",
     """CREATE TABLE IF NOT EXISTS data_stores (
         id INTEGER PRIMARY KEY,
@@ -71,7 +76,8 @@ SCHEMA = [
         url TEXT,
         size INTEGER NOT NULL CHECK (size >= 0),
         checksum TEXT NOT NULL,
-        linked_ns INTEGER NOT NULL
+        linked_ns INTEGER NOT NULL,
+        mirror_mark INTEGER
     )""",
     """CREATE INDEX IF NOT EXISTS external_links_by_store
         ON external_links (data_store_id, entry_id)""",
@@ -112,6 +118,8 @@ class SqliteDialect(Dialect):
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA cache_size = -65536")
+            conn.execute("PRAGMA wal_autocheckpoint = 10000")
             conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             self._local.conn = conn
             with self._lock:
