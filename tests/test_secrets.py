@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +75,35 @@ def test_reprs_of_live_objects(connected: filespace.Filespace, s3_server: Seawee
         connected.connect.client_for("store"),
     ):
         assert secret not in repr(thing)
+
+
+def test_no_secret_in_postgres_rows(s3_server: SeaweedS3, s3_admin: Any, bucket: str) -> None:
+    """The same property on the shared engine: no row of any table holds the secret."""
+    import psycopg
+
+    from tests.fsfixtures import postgres_schema_url
+
+    with postgres_schema_url() as url, tempfile.TemporaryDirectory() as blocks:
+        with filespace.create(url, name="pg-secret", data=Path(blocks).as_uri()) as fsp:
+            fsp.connect.enable()
+            fsp.connect.add_data_store("store", store_config(s3_server, bucket))
+            spare = s3_server.spare
+            fsp.connect.rekey_data_store(
+                "store", S3Credentials(spare.access_key, spare.secret_key)
+            )
+            schema = fsp.engine_url.rsplit("schema=", 1)[1]
+        base = url.split("?")[0]
+        dumped = []
+        with psycopg.connect(base) as conn:
+            tables = conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                (schema,),
+            ).fetchall()
+            assert len(tables) >= 5
+            for (table,) in tables:
+                rows = conn.execute(f'SELECT * FROM "{schema}"."{table}"').fetchall()  # noqa: S608 - names from the catalog
+                dumped.append(repr(rows))
+        text = "\n".join(dumped)
+        assert spare.access_key in text  # the dump is real
+        for secret in (s3_server.admin.secret_key, spare.secret_key):
+            assert secret not in text

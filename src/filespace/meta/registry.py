@@ -21,14 +21,15 @@ def open_engine(url: str) -> Engine:
 
         return open_sqlite(Path(path))
     if scheme in ("postgresql", "postgres"):
-        try:
-            from filespace.meta.postgres import open_postgres
-        except ImportError:
+        import importlib.util
+
+        if importlib.util.find_spec("psycopg_pool") is None:
             raise ValueError(
-                "the PostgreSQL engine is not available in this version of filespace"
-            ) from None
-        engine: Engine = open_postgres(url)
-        return engine
+                "the PostgreSQL engine needs psycopg: pip install 'filespace[postgres]'"
+            )
+        from filespace.meta.postgres import open_postgres
+
+        return open_postgres(url)
     raise ValueError(f"unknown metadata engine URL scheme {scheme!r} in {url!r}")
 
 
