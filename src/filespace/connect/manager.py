@@ -14,10 +14,12 @@ import dataclasses
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from filespace import paths
+from filespace.connect import bulk
+from filespace.connect import mirror as mirroring
 from filespace.connect import validation as check
 from filespace.connect.models import (
     DataStoreInfo,
@@ -25,6 +27,10 @@ from filespace.connect.models import (
     DataStoreRekeyState,
     ExternalFileInfo,
     LinkedFilesResult,
+    LinkItem,
+    LinkReport,
+    MirrorProgress,
+    MirrorReport,
     S3Credentials,
     S3DataStoreConfig,
 )
@@ -510,3 +516,85 @@ class ConnectManager:
         self._require()
         check.store_name(data_store_name)
         return self._engine.count_links(self._store(data_store_name).id)[0]
+
+    # -- bulk ----------------------------------------------------------------------------------
+    def link_files(
+        self,
+        items: Iterable[LinkItem | tuple[Any, ...]],
+        *,
+        data_store_name: str,
+        create_parents: bool = False,
+    ) -> LinkReport:
+        """Link many objects of one data store; per-item problems are reported, not raised.
+
+        ``items`` are ``LinkItem`` or ``(file_path, object_id[, size[, checksum]])``
+        tuples, consumed lazily. Each is checked like ``link_file``; items without
+        size and checksum are looked up with HeadObject (16 in flight). Links are
+        written in batches of 5,000, each one transaction: a batch lands whole or
+        not at all. A failed item becomes a ``LinkFailure`` (reasons include
+        "path taken", "missing parent", "object not found" and the ``ValueError``
+        text of a malformed item); the others are linked. ``create_parents`` makes
+        missing parent directories first. An unknown store raises
+        ``DataStoreNotFoundError``; an engine failure is raised, and the batches
+        before it stay linked.
+        """
+        self._require()
+        store = self._store(check.store_name(data_store_name))
+        return bulk.link_files(
+            self._engine,
+            self._resolver,
+            store,
+            lambda: self._signer(store).client,
+            items,
+            create_parents=create_parents,
+        )
+
+    def mirror(
+        self,
+        data_store_name: str,
+        prefix: str,
+        dest_dir: str,
+        *,
+        strip_prefix: bool = True,
+        delete: bool = True,
+        dry_run: bool = False,
+        progress: MirrorProgress | None = None,
+    ) -> MirrorReport:
+        """Make ``dest_dir`` hold exactly one link per object of the store under ``prefix``.
+
+        New objects are linked, changed ones (ETag or size differ, or the path
+        links something else) re-pointed, and with ``delete`` every link of the
+        store under ``dest_dir`` that no listed object maps to is removed: the
+        directory belongs to the mirror. Missing directories (``dest_dir`` too)
+        are made; native files, directories and symlinks are never touched: an
+        object whose path one of them holds is skipped.
+
+        The path of an object is its key under ``dest_dir``; ``strip_prefix``
+        first removes the prefix up to its last ``/`` (``logs/2024-`` strips
+        ``logs/``). Keys that cannot be paths are skipped and reported in
+        ``skipped``: an empty, ``.`` or ``..`` name (``a//b``, a trailing ``/``),
+        a name over 255 bytes, a path over 4096 bytes, and a key that is also a
+        directory prefix (``a/b`` when ``a/b/c`` exists: the file ``a/b`` is
+        skipped, the directory wins). Directory markers (keys ending in ``/``
+        with no bytes) are skipped silently.
+
+        The listing is streamed and applied in batches of 2,000 objects, each one
+        transaction; memory does not grow with the object count, and a run that
+        dies half-way is finished by running it again. ``dry_run`` changes
+        nothing and reports what a run would do. ``progress`` is called with the
+        report so far after every batch.
+        """
+        self._require()
+        store = self._store(check.store_name(data_store_name))
+        return mirroring.mirror(
+            self._engine,
+            self._resolver,
+            store,
+            self._signer(store).client,
+            prefix,
+            dest_dir,
+            strip_prefix=strip_prefix,
+            delete=delete,
+            dry_run=dry_run,
+            progress=progress,
+        )

@@ -83,7 +83,8 @@ SCHEMA = [
         url TEXT,
         size BIGINT NOT NULL CHECK (size >= 0),
         checksum TEXT NOT NULL,
-        linked_ns BIGINT NOT NULL
+        linked_ns BIGINT NOT NULL,
+        mirror_mark BIGINT
     )""",
     """CREATE INDEX IF NOT EXISTS external_links_by_store
         ON external_links (data_store_id, entry_id)""",

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T")
 
-_CHUNK = 500
+_CHUNK = 512
 """Values per ``IN (...)`` list: far below every database's parameter limit."""
 
 _ATTEMPTS = 5
@@ -52,9 +52,18 @@ class _Retry(Exception):
     """A concurrent writer took a name the batch meant to use: run it again."""
 
 
-def _chunks(values: Sequence[_T]) -> Iterable[Sequence[_T]]:
+def _chunks(values: Sequence[_T]) -> Iterable[list[_T]]:
+    """``values`` in pieces of at most ``_CHUNK``, each padded by ``_padded``."""
     for start in range(0, len(values), _CHUNK):
-        yield values[start : start + _CHUNK]
+        yield _padded(values[start : start + _CHUNK])
+
+
+def _padded(values: Sequence[_T]) -> list[_T]:
+    """``values`` repeated up to a power of two: few statement shapes, so caches hit."""
+    size = 1
+    while size < len(values):
+        size *= 2
+    return [*values, *[values[-1]] * (size - len(values))]
 
 
 def _marks(values: Sequence[object]) -> str:
@@ -146,6 +155,7 @@ class BulkSqlMixin:
         """Add entries and link rows; ``_Retry`` if any name turned out to be taken."""
         if not rows:
             return
+        rows = sorted(rows)  # by directory and name: B-tree inserts and lookups stay local
         inserted = _many(
             tx,
             "INSERT INTO entries (parent_id, name, type, kind, size, ctime_ns, mtime_ns) "

@@ -1,0 +1,243 @@
+"""``connect.mirror``: make a directory hold exactly one link per object under a prefix.
+
+The bucket listing is streamed (it arrives in key order, a page at a time) and
+turned into batches of ``BATCH_SIZE`` rows; each batch is one engine
+transaction that adds, re-points or confirms its links and makes the missing
+directories. Nothing is kept per object between batches, so memory does not
+grow with the size of the bucket:
+
+- every link a run confirms carries the run's random mark in the engine; at the
+  end one sweep walks ``dest_dir`` and removes the store's links with another
+  mark (the objects that are gone), in transactions of ``SWEEP_BATCH`` links;
+- a key that is also a directory prefix (``a/b`` while ``a/b/c`` exists) is
+  recognized from the sorted order alone: ``a/b`` is held back while the keys
+  that sort between ``a/b`` and ``a/b/`` stream by (a stack of at most one
+  entry per ``/`` in a key), then linked, or skipped once ``a/b/...`` shows up.
+
+A run killed half-way leaves whole batches behind and marks no later run uses,
+so running it again converges to the same tree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import secrets
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from filespace import paths
+from filespace.connect.bulk import DirCache
+from filespace.connect.models import MirrorReport, SkippedKey
+from filespace.errors import DataStoreError, DataStoreNotFoundError
+from filespace.meta.engine import Engine, NoSuchEntry, NoSuchStore
+from filespace.meta.records import StoreRecord
+from filespace.objects.s3 import ObjectSummary, S3AccessError, S3Client
+from filespace.resolver import Resolver
+
+BATCH_SIZE = 2000
+"""Objects per transaction (listing pages hold 1,000)."""
+
+SWEEP_BATCH = 5000
+"""Links removed per transaction by the final sweep."""
+
+MAX_PREFIX_BYTES = 1024
+
+FILE_AND_PREFIX = "both a file and a directory prefix"
+
+_Row = tuple[str, str, str, int, str]
+_T = TypeVar("_T")
+
+
+def mirror(
+    engine: Engine,
+    resolver: Resolver,
+    store: StoreRecord,
+    client: S3Client,
+    prefix: str,
+    dest_dir: str,
+    *,
+    strip_prefix: bool,
+    delete: bool,
+    dry_run: bool,
+    progress: Callable[[MirrorReport], object] | None,
+) -> MirrorReport:
+    """Mirror ``prefix`` of ``store`` into ``dest_dir``; see ``ConnectManager.mirror``."""
+    if not isinstance(prefix, str):
+        raise ValueError("prefix must be a string")
+    if "\x00" in prefix or len(prefix.encode("utf-8", "surrogatepass")) > MAX_PREFIX_BYTES:
+        raise ValueError(f"prefix must be at most {MAX_PREFIX_BYTES} bytes of text without NUL")
+    dest = paths.normalize(dest_dir)
+    for name, flag in (("strip_prefix", strip_prefix), ("delete", delete), ("dry_run", dry_run)):
+        if not isinstance(flag, bool):
+            raise ValueError(f"{name} must be a bool")
+    if progress is not None and not callable(progress):
+        raise ValueError("progress must be callable or None")
+
+    base_id = _destination(engine, resolver, dest, dry_run=dry_run)
+    mark = secrets.randbits(62) + 1
+    report = MirrorReport(dry_run=dry_run)
+    planner = _Planner(_strip_length(prefix) if strip_prefix else 0, dest, report)
+    kept = 0
+    batch: list[_Row] = []
+
+    def flush() -> None:
+        nonlocal kept
+        if not batch:
+            return
+        if base_id is None:  # dry run into a directory that does not exist yet
+            report.added += len(batch)
+        else:
+            counts, skips = _guarded(
+                dest,
+                lambda: engine.mirror_batch(
+                    store.id, base_id, batch, mark, time.time_ns(), delete=delete, dry_run=dry_run
+                ),
+            )
+            report.added += counts["added"]
+            report.updated += counts["updated"]
+            report.unchanged += counts["unchanged"]
+            report.removed += counts["removed"]
+            kept += counts["kept"]
+            report.skipped.extend(SkippedKey(batch[index][2], reason) for index, reason in skips)
+        batch.clear()
+        if progress is not None:
+            progress(dataclasses.replace(report, skipped=list(report.skipped)))
+
+    try:
+        for summary in client.list_objects(prefix):
+            batch.extend(planner.add(summary))
+            if len(batch) >= BATCH_SIZE:
+                flush()
+    except S3AccessError as exc:
+        raise DataStoreError(f"cannot list s3://{store.bucket}/{prefix}: {exc}") from None
+    batch.extend(planner.finish())
+    flush()
+    if delete and base_id is not None:
+        swept = _guarded(
+            dest,
+            lambda: engine.sweep_links(store.id, base_id, mark, dry_run=dry_run, batch=SWEEP_BATCH),
+        )
+        # A dry run marks nothing: every link of the store under dest_dir is
+        # counted, less those a real run would have kept.
+        report.removed += swept - kept if dry_run else swept
+        if progress is not None:
+            progress(dataclasses.replace(report, skipped=list(report.skipped)))
+    return report
+
+
+def _guarded(dest: str, work: Callable[[], _T]) -> _T:
+    try:
+        return work()
+    except NoSuchStore:
+        raise DataStoreNotFoundError("the data store was removed during the mirror") from None
+    except NoSuchEntry:
+        raise FileNotFoundError(
+            errno.ENOENT, "the destination directory was removed during the mirror", dest
+        ) from None
+
+
+def _destination(engine: Engine, resolver: Resolver, dest: str, *, dry_run: bool) -> int | None:
+    """The id of ``dest``, made (with its parents) if missing; ``None`` on a dry run then."""
+    try:
+        entry = resolver.walk(dest, follow_last=True)
+    except FileNotFoundError:
+        if dry_run:
+            return None
+        dirs = DirCache(engine, resolver)
+        dirs.ensure([dest])
+        made = dirs.get(dest)
+        if made <= 0:
+            raise NotADirectoryError(errno.ENOTDIR, "a file is in the way", dest) from None
+        return made
+    if not entry.is_dir:
+        raise NotADirectoryError(errno.ENOTDIR, "not a directory", dest)
+    return entry.id
+
+
+def _strip_length(prefix: str) -> int:
+    """How much of each key ``strip_prefix`` removes: the prefix up to its last ``/``.
+
+    A prefix that ends in ``/`` (or is empty) goes whole; ``logs/2024-`` strips
+    ``logs/`` only, so ``logs/2024-01/a`` becomes ``2024-01/a`` — every key keeps a
+    non-empty first name and no two keys land on one path.
+    """
+    return prefix.rfind("/") + 1
+
+
+class _Planner:
+    """Turns listed objects into rows, holding back keys that may be directory prefixes."""
+
+    def __init__(self, strip: int, dest: str, report: MirrorReport) -> None:
+        self._strip = strip
+        self._room = paths.MAX_PATH_BYTES - (1 if dest == "/" else len(dest.encode()) + 1)
+        self._report = report
+        self._held: list[tuple[str, ObjectSummary]] = []
+
+    def add(self, summary: ObjectSummary) -> list[_Row]:
+        """Rows now known to be files (not including ``summary`` itself, which is held)."""
+        rel = self._relative(summary)
+        if rel is None:
+            return []
+        ready: list[_Row] = []
+        if self._held and self._held[-1][0] == rel:
+            self._skip(summary, "listed twice")
+            return ready
+        while self._held:
+            top, held = self._held[-1]
+            if rel.startswith(top) and len(rel) > len(top):
+                follower = rel[len(top)]
+                if follower == "/":
+                    self._skip(held, FILE_AND_PREFIX)
+                    self._held.pop()
+                    continue
+                if follower < "/":
+                    break  # a key like "a/b-c" sorts between "a/b" and "a/b/": undecided
+            ready.append(_row(top, held))
+            self._held.pop()
+        self._held.append((rel, summary))
+        return ready
+
+    def finish(self) -> list[_Row]:
+        ready = [_row(rel, held) for rel, held in reversed(self._held)]
+        self._held.clear()
+        return ready
+
+    def _skip(self, summary: ObjectSummary, reason: str) -> None:
+        self._report.skipped.append(SkippedKey(summary.key, reason))
+
+    def _relative(self, summary: ObjectSummary) -> str | None:
+        """The path of an object under ``dest_dir``, or ``None`` (skipped) if it has none."""
+        key = summary.key
+        if key.endswith("/"):
+            if summary.size == 0:
+                return None  # a directory marker: not an object to link, silently skipped
+            self._skip(summary, "empty name")
+            return None
+        rel = key[self._strip :]
+        reason = _path_problem(rel, self._room)
+        if reason:
+            self._skip(summary, reason)
+            return None
+        return rel
+
+
+def _path_problem(rel: str, room: int) -> str:
+    if "\x00" in rel:
+        return "NUL in name"
+    for name in rel.split("/"):
+        if not name:
+            return "empty name"
+        if name in (".", ".."):
+            return "'.' or '..' name"
+        if len(name) > paths.MAX_NAME_BYTES // 4 and len(name.encode()) > paths.MAX_NAME_BYTES:
+            return f"name longer than {paths.MAX_NAME_BYTES} bytes"
+    if len(rel) > room // 4 and len(rel.encode()) > room:
+        return f"path longer than {paths.MAX_PATH_BYTES} bytes"
+    return ""
+
+
+def _row(rel: str, summary: ObjectSummary) -> _Row:
+    directory, _, name = rel.rpartition("/")
+    return (directory, name, summary.key, summary.size, summary.etag)
