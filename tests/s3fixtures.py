@@ -25,7 +25,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
     try:
         yield server
     finally:
-        server.stop()
+        server.stop(grace=1)
 
 
 @pytest.fixture(scope="session")

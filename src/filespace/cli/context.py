@@ -1,0 +1,89 @@
+"""What every command shares: the global options, the open filespace, paths, confirmation."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import typer
+
+import filespace
+from filespace import paths
+from filespace.cli.errors import CliError
+
+
+@dataclass
+class Options:
+    """The global options, given before the sub-command."""
+
+    location: str | None = None
+    debug: bool = False
+    json: bool = False
+
+
+current = Options()
+"""The options of this invocation (one process runs one command)."""
+
+
+def options(ctx: typer.Context) -> Options:
+    """The global options as the root callback stored them."""
+    found = ctx.find_object(Options)
+    return found if found is not None else current
+
+
+def wants_json(ctx: typer.Context, flag: bool) -> bool:
+    """Whether to print JSON: the command's ``--json`` or the global one."""
+    return flag or options(ctx).json
+
+
+def location(ctx: typer.Context) -> str:
+    """The filespace location from ``--filespace`` or ``FILESPACE``."""
+    found = options(ctx).location
+    if not found:
+        raise CliError("no filespace given: pass --filespace LOCATION (-f) or set FILESPACE")
+    return found
+
+
+@contextmanager
+def opened(ctx: typer.Context) -> Iterator[filespace.Filespace]:
+    """Open the filespace of this invocation and close it afterwards."""
+    fsp = filespace.open(location(ctx))
+    try:
+        yield fsp
+    finally:
+        fsp.close()
+
+
+def fs_path(text: str) -> str:
+    """A filespace path from what the user typed (``data/a/`` means ``/data/a``)."""
+    return paths.normalize(text if text.startswith("/") else "/" + text)
+
+
+def basename(path: str) -> str:
+    """The last name of a normalized filespace path (``""`` for ``/``)."""
+    return path.rsplit("/", 1)[-1]
+
+
+def dirname(path: str) -> str:
+    """The parent of a normalized filespace path."""
+    return path.rsplit("/", 1)[0] or "/"
+
+
+def join(directory: str, name: str) -> str:
+    """``directory/name`` for filespace paths."""
+    return directory.rstrip("/") + "/" + name
+
+
+def confirm(action: str, *, yes: bool) -> None:
+    """Ask before ``action`` (e.g. "remove /a"); refuse without ``--yes`` off a terminal."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise CliError(
+            f"refusing to {action} without confirmation (stdin is not a terminal): "
+            "pass --yes to proceed"
+        )
+    if not typer.confirm(f"{action[:1].upper()}{action[1:]}?", default=False, err=True):
+        raise CliError("aborted; nothing was changed")

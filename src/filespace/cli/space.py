@@ -1,0 +1,179 @@
+"""Commands about the filespace as a whole: init, info, upgrade, connect enable."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+import filespace
+from filespace.cli import context, output
+from filespace.cli.errors import CliError
+from filespace.cli.params import DryRunOpt, JsonOpt
+from filespace.connect.manager import FIRST_CONNECT_FORMAT
+from filespace.keys import key_file
+from filespace.meta import is_engine_url
+from filespace.space import CONFIG_FILE, CURRENT_FORMAT, OLDEST_FORMAT
+
+connect_app = typer.Typer(help="Connect: link S3 objects as read-only files.", no_args_is_help=True)
+
+
+def _default_name(location: str) -> str:
+    return Path(location.rstrip("/")).name or "filespace"
+
+
+def _check_new_location(location: str) -> None:
+    """The checks ``create`` makes on a directory, for ``--dry-run``."""
+    if is_engine_url(location):
+        return
+    directory = Path(location)
+    if (directory / CONFIG_FILE).exists():
+        raise CliError(f"{location}: a filespace already exists here")
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise CliError(f"{location}: the location exists and is not an empty directory")
+
+
+def init(
+    ctx: typer.Context,
+    location: Annotated[str, typer.Argument(help="A new or empty directory, or an engine URL.")],
+    name: Annotated[
+        str | None, typer.Option("--name", help="Name of the filespace (default: the directory's).")
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option("--data", help="Block store for native files: file:///dir or s3://bucket/p."),
+    ] = None,
+    format_version: Annotated[
+        int, typer.Option("--format", min=OLDEST_FORMAT, max=CURRENT_FORMAT, help="On-disk format.")
+    ] = CURRENT_FORMAT,
+    dry_run: DryRunOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Create a filespace."""
+    name = name or _default_name(location)
+    if dry_run:
+        _check_new_location(location)
+        doc: dict[str, Any] = {"dry_run": True, "location": location, "name": name}
+        doc["format_version"] = format_version
+        if context.wants_json(ctx, json_):
+            output.emit_json(doc)
+        else:
+            output.say(f"would create filespace {name!r} (format {format_version}) at {location}")
+        return
+    with filespace.create(location, name=name, data=data, format_version=format_version) as fsp:
+        doc = {
+            "dry_run": False,
+            "location": location,
+            "id": fsp.id,
+            "name": fsp.name,
+            "format_version": fsp.format_version,
+            "key_file": str(key_file(fsp.id)),
+        }
+    if context.wants_json(ctx, json_):
+        output.emit_json(doc)
+        return
+    output.say(
+        f"created filespace {name!r} (id {doc['id']}, format {format_version}) at {location}"
+    )
+    output.say(f"its key is in {doc['key_file']}: back it up, data-store secrets need it")
+    if format_version >= FIRST_CONNECT_FORMAT:
+        output.say(f"to link S3 objects: filespace -f {location} connect enable")
+
+
+def _connect_status(fsp: filespace.Filespace) -> tuple[str, int | None]:
+    if fsp.format_version < FIRST_CONNECT_FORMAT:
+        return f"unavailable (format {fsp.format_version}: run filespace upgrade)", None
+    if not fsp.connect.are_data_stores_available():
+        return "not enabled (run filespace connect enable)", None
+    return "enabled", len(fsp.connect.list_data_stores())
+
+
+def info(ctx: typer.Context, json_: JsonOpt = False) -> None:
+    """Show the filespace: id, name, format, engine, block store, Connect, statistics."""
+    with context.opened(ctx) as fsp:
+        status, stores = _connect_status(fsp)
+        stats = fsp.fs.get_statistics()
+        doc = {
+            "id": fsp.id,
+            "name": fsp.name,
+            "full_name": fsp.full_name,
+            "format_version": fsp.format_version,
+            "engine_url": output.safe_url(fsp.engine_url),
+            "data_url": output.safe_url(fsp.data_url),
+            "connect": {"enabled": status == "enabled", "status": status, "data_stores": stores},
+            "statistics": dataclasses.asdict(stats),
+        }
+    if context.wants_json(ctx, json_):
+        output.emit_json(doc)
+        return
+    size = output.human_size
+    connect = status if stores is None else f"{status} ({output.counted(stores, 'data store')})"
+    output.fields(
+        [
+            ("id", fsp.id),
+            ("name", fsp.name),
+            ("full name", str(doc["full_name"])),
+            ("format", str(doc["format_version"])),
+            ("engine", str(doc["engine_url"])),
+            ("block store", str(doc["data_url"])),
+            ("connect", connect),
+            ("files", str(stats.file_count)),
+            ("directories", str(stats.directory_count)),
+            ("symlinks", str(stats.symlink_count)),
+            ("data size", size(stats.data_size)),
+            ("storage size", size(stats.storage_size)),
+            ("external files", f"{stats.external_files_count} ({size(stats.external_files_size)})"),
+        ]
+    )
+
+
+def upgrade(
+    ctx: typer.Context,
+    location: Annotated[
+        str | None,
+        typer.Argument(help="The filespace to upgrade (default: --filespace / FILESPACE)."),
+    ] = None,
+    dry_run: DryRunOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Migrate a filespace to the current format in place."""
+    where = location or context.location(ctx)
+    with filespace.open(where) as fsp:
+        before = fsp.format_version
+    after = before if dry_run else filespace.upgrade(where)
+    doc = {"dry_run": dry_run, "location": where, "from": before, "to": CURRENT_FORMAT}
+    if context.wants_json(ctx, json_):
+        output.emit_json(doc)
+    elif before >= CURRENT_FORMAT:
+        output.say(f"{where} is already at format {before}")
+    elif dry_run:
+        output.say(f"would upgrade {where} from format {before} to {CURRENT_FORMAT}")
+    else:
+        output.say(f"upgraded {where} from format {before} to {after}")
+
+
+@connect_app.command("enable")
+def enable(ctx: typer.Context, dry_run: DryRunOpt = False, json_: JsonOpt = False) -> None:
+    """Turn Connect on, so data stores can be added and objects linked."""
+    with context.opened(ctx) as fsp:
+        was = fsp.connect.are_data_stores_available()
+        if fsp.format_version < FIRST_CONNECT_FORMAT:
+            fsp.connect.enable()  # raises, saying how to upgrade
+        if not dry_run and not was:
+            fsp.connect.enable()
+        name = fsp.name
+    if context.wants_json(ctx, json_):
+        output.emit_json({"dry_run": dry_run, "was_enabled": was, "enabled": was or not dry_run})
+    elif was:
+        output.say(f"Connect is already enabled on {name!r}")
+    else:
+        output.say(f"{'would enable' if dry_run else 'enabled'} Connect on {name!r}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's top-level commands to ``app``."""
+    app.command("init")(init)
+    app.command("info")(info)
+    app.command("upgrade")(upgrade)
