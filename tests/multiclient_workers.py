@@ -71,3 +71,11 @@ def read_repeatedly(location: str, barrier: Barrier, path: str, seconds: float) 
             assert fsp.fs.read_file(path) == expected
             good += 1
     return good
+
+
+def mirror_once(location: str, barrier: Barrier, prefix: str, dest: str) -> tuple[int, int]:
+    """Run one mirror; return (added + updated + unchanged, removed)."""
+    with filespace.open(location) as fsp:
+        barrier.wait()
+        report = fsp.connect.mirror("store", prefix, dest)
+        return report.added + report.updated + report.unchanged, report.removed

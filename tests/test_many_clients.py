@@ -145,3 +145,35 @@ def test_rekey_while_others_read(
     with filespace.open(shared) as fsp:
         info = fsp.connect.get_data_store("store")
         assert info is not None and info.access_key == s3_server.spare.access_key
+
+
+def test_concurrent_overlapping_mirrors_converge(
+    shared: str, s3_server: SeaweedS3, bucket: str
+) -> None:
+    from filespace.connect import mirror
+    from tests.test_link_files import put_objects, s3_client
+    from tests.test_mirror import bucket_links, links_under
+
+    _add_store(shared, s3_server, bucket)
+    s3 = s3_client(s3_server)
+    objects = {f"data/d{i % 7}/o{i:05d}": f"v{i}".encode() for i in range(3 * mirror.BATCH_SIZE)}
+    objects.update({f"data/sub/s{i:04d}": b"s" for i in range(300)})
+    put_objects(s3, bucket, objects)
+    with filespace.open(shared) as fsp:
+        # Stale links the mirrors must sweep.
+        fsp.connect.mirror("store", "data/", "/m")
+    s3.delete_objects(
+        Bucket=bucket,
+        Delete={"Objects": [{"Key": f"data/d0/o{i:05d}"} for i in range(0, 70, 7)]},
+    )
+    runs = [("data/", "/m"), ("data/", "/m"), ("data/sub/", "/m/sub")]
+    executor, manager = _pool(len(runs))
+    with executor, manager:
+        barrier = manager.Barrier(len(runs))
+        jobs = [executor.submit(workers.mirror_once, shared, barrier, p, d) for p, d in runs]
+        results = [job.result() for job in jobs]
+    assert results[0][0] == results[1][0] == len(objects) - 10
+    with filespace.open(shared) as fsp:
+        assert links_under(fsp, "/m") == bucket_links(s3, bucket, "data/", strip=5)
+        assert fsp.connect.count_external_files("store") == len(objects) - 10
+        assert fsp.fs.get_statistics().external_files_count == len(objects) - 10

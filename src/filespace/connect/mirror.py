@@ -6,23 +6,24 @@ transaction that adds, re-points or confirms its links and makes the missing
 directories. Nothing is kept per object between batches, so memory does not
 grow with the size of the bucket:
 
-- every link a run confirms carries the run's random mark in the engine; at the
-  end one sweep walks ``dest_dir`` and removes the store's links with another
-  mark (the objects that are gone), in transactions of ``SWEEP_BATCH`` links;
+- every link a run confirms carries the run's mark (its start time) in the
+  engine, never lowering a newer one; at the end one sweep walks ``dest_dir``
+  and removes the store's links with an older mark (the objects that are gone),
+  in transactions of ``SWEEP_BATCH`` links. A concurrent mirror of an
+  overlapping prefix that started later keeps what it confirmed;
 - a key that is also a directory prefix (``a/b`` while ``a/b/c`` exists) is
   recognized from the sorted order alone: ``a/b`` is held back while the keys
   that sort between ``a/b`` and ``a/b/`` stream by (a stack of at most one
   entry per ``/`` in a key), then linked, or skipped once ``a/b/...`` shows up.
 
-A run killed half-way leaves whole batches behind and marks no later run uses,
-so running it again converges to the same tree.
+A run killed half-way leaves whole batches behind with marks older than any
+later run's, so running it again converges to the same tree.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import errno
-import secrets
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -76,7 +77,9 @@ def mirror(
         raise ValueError("progress must be callable or None")
 
     base_id = _destination(engine, resolver, dest, dry_run=dry_run)
-    mark = secrets.randbits(62) + 1
+    # Marks are start times: a link confirmed by this run or by any run that
+    # started later (a concurrent mirror of an overlapping prefix) is kept.
+    mark = time.time_ns()
     report = MirrorReport(dry_run=dry_run)
     planner = _Planner(_strip_length(prefix) if strip_prefix else 0, dest, report)
     kept = 0

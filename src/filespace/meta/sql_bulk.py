@@ -13,11 +13,12 @@ existence query per directory. The link rows follow with ``INSERT ... SELECT``
 on the unique ``(parent_id, name)`` key, so no entry id travels to Python.
 
 *Mirror runs mark what they confirm.* Every link a run adds, re-points or finds
-unchanged gets the run's number in ``external_links.mirror_mark``.
-``sweep_links`` then walks the destination subtree one directory at a time
-(memory: the depth of the tree, not its size) and removes the store's links
-carrying any other mark, in transactions of bounded size. A run killed half-way
-leaves only marks a later run does not use, so re-running converges.
+unchanged gets the run's mark (its start time) in ``external_links.mirror_mark``,
+never lowering a newer one. ``sweep_links`` then walks the destination subtree
+one directory at a time (memory: the depth of the tree, not its size) and
+removes the store's links with an older mark, in transactions of bounded size,
+so a concurrent run that started later keeps what it confirmed. A run killed
+half-way leaves only older marks, so re-running converges.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ _CHUNK = 512
 _ATTEMPTS = 5
 """Tries of a batch that concurrent writers keep getting in the way of."""
 
-_STALE = "(l.mirror_mark IS NULL OR l.mirror_mark <> ?)"
+_STALE = "(l.mirror_mark IS NULL OR l.mirror_mark < ?)"
 
 LinkRow = tuple[int, str, str, int, str]
 """A new link: ``(parent_id, name, object_key, size, checksum)``."""
@@ -480,14 +481,18 @@ class _MirrorPass:
                 if store == self.store_id:
                     self.counts["kept"] += 1
                 if (store, old_key, old_size, old_etag) == (self.store_id, key, size, etag):
-                    same.append((self.mark, entry_id))
+                    same.append((self.mark, entry_id, self.mark))
                 else:
                     changed.append((entry_id, key, size, etag, store, old_size))
         self.counts["added"] += len(new)
         self.counts["unchanged"] += len(same)
         self.counts["updated"] += len(changed)
         if not self.dry_run:
-            self.tx.many("UPDATE external_links SET mirror_mark = ? WHERE entry_id = ?", same)
+            self.tx.many(
+                "UPDATE external_links SET mirror_mark = ? WHERE entry_id = ?"
+                " AND (mirror_mark IS NULL OR mirror_mark < ?)",
+                same,
+            )
             self._repoint(changed)
             self.engine._insert_links(
                 self.tx, self.tally, self.store_id, new, self.now_ns, self.mark
@@ -527,7 +532,7 @@ class _MirrorPass:
         if type_ == "dir":
             return int(entry_id)
         if type_ == "file" and kind == "s3" and store == self.store_id and self.delete:
-            if mark == self.mark:
+            if mark is not None and mark >= self.mark:
                 return "both a file and a directory in this run"
             # A link of this store where a directory must go: no object of this
             # run can claim it (a key that is also a directory prefix is skipped
@@ -576,9 +581,10 @@ class _MirrorPass:
         """Point links at this store's object, whatever they pointed at before."""
         self.tx.many(
             "UPDATE external_links SET data_store_id = ?, object_key = ?, url = NULL, size = ?,"
-            " checksum = ?, linked_ns = ?, mirror_mark = ? WHERE entry_id = ?",
+            " checksum = ?, linked_ns = ?, mirror_mark = CASE WHEN mirror_mark IS NULL"
+            " OR mirror_mark < ? THEN ? ELSE mirror_mark END WHERE entry_id = ?",
             [
-                (self.store_id, key, size, etag, self.now_ns, self.mark, entry_id)
+                (self.store_id, key, size, etag, self.now_ns, self.mark, self.mark, entry_id)
                 for entry_id, key, size, etag, _, _ in changed
             ],
         )
