@@ -53,7 +53,7 @@ def location(engine: str, work: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         raise SystemExit("set FILESPACE_TEST_POSTGRES=postgresql://user@host:port/db")
     schema = f"bench_{uuid.uuid4().hex[:12]}"
     try:
-        yield f"{base}?schema={schema}", {"data": (work / "blocks").as_uri()}
+        yield f"{base}?schema={schema}", {"data": (work / f"blocks-{schema}").as_uri()}
     finally:
         with psycopg.connect(base, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

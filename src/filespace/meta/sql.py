@@ -102,9 +102,12 @@ class Tx:
         self._cursor.execute(self._dialect.sql(sql), params)
         return [tuple(row) for row in self._cursor.fetchall()]
 
-    def many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
-        if rows:
-            self._cursor.executemany(self._dialect.sql(sql), rows)
+    def many(self, sql: str, rows: Sequence[Sequence[object]]) -> int:
+        """Execute one statement per row; return the rows changed in all."""
+        if not rows:
+            return 0
+        self._cursor.executemany(self._dialect.sql(sql), rows)
+        return int(self._cursor.rowcount)
 
     def lock_moves(self) -> None:
         """Take the engine's lock that makes directory moves take turns."""
@@ -149,6 +152,38 @@ class Dialect(ABC):
     def is_retryable(self, exc: BaseException) -> bool:
         """Whether a failed transaction may simply be run again (lost race, lost link)."""
         return False
+
+    def insert_links(
+        self,
+        tx: Tx,
+        store_id: int,
+        rows: Sequence[tuple[int, str, str, int, str]],
+        now_ns: int,
+        mark: int | None,
+    ) -> int:
+        """Insert new entries and their S3 links for ``(parent, name, key, size, etag)`` rows.
+
+        A name already taken is left alone (``ON CONFLICT DO NOTHING``); returns
+        how many links were inserted, so the caller sees any shortfall.
+        """
+        if not rows:
+            return 0
+        inserted = tx.many(
+            "INSERT INTO entries (parent_id, name, type, kind, size, ctime_ns, mtime_ns) "
+            "VALUES (?, ?, 'file', 's3', ?, ?, ?) ON CONFLICT (parent_id, name) DO NOTHING",
+            [(parent, name, size, now_ns, now_ns) for parent, name, _, size, _ in rows],
+        )
+        if inserted != len(rows):
+            return inserted
+        return tx.many(
+            "INSERT INTO external_links (entry_id, data_store_id, object_key, url, size,"
+            " checksum, linked_ns, mirror_mark) SELECT id, ?, ?, NULL, ?, ?, ?, ? "
+            "FROM entries WHERE parent_id = ? AND name = ?",
+            [
+                (store_id, key, size, etag, now_ns, mark, parent, name)
+                for parent, name, key, size, etag in rows
+            ],
+        )
 
     def lock_moves(self, cursor: Any) -> None:  # noqa: B027 - optional hook
         """Serialize directory moves; a no-op where writers already take turns."""

@@ -71,16 +71,6 @@ def _marks(values: Sequence[object]) -> str:
     return ", ".join("?" * len(values))
 
 
-def _many(tx: Tx, sql: str, rows: Sequence[Sequence[object]]) -> int:
-    """``Tx.many`` that also returns how many rows the statements changed in total."""
-    if not rows:
-        return 0
-    # Tx does not expose the count of an executemany; it lives on the cursor.
-    cursor = tx._cursor
-    cursor.executemany(tx._dialect.sql(sql), rows)
-    return int(cursor.rowcount)
-
-
 class _Tally:
     """Counter changes and touched directories of one transaction, written once."""
 
@@ -157,25 +147,8 @@ class BulkSqlMixin:
         if not rows:
             return
         rows = sorted(rows)  # by directory and name: B-tree inserts and lookups stay local
-        inserted = _many(
-            tx,
-            "INSERT INTO entries (parent_id, name, type, kind, size, ctime_ns, mtime_ns) "
-            "VALUES (?, ?, 'file', 's3', ?, ?, ?) ON CONFLICT (parent_id, name) DO NOTHING",
-            [(parent, name, size, now_ns, now_ns) for parent, name, _, size, _ in rows],
-        )
-        if inserted != len(rows):
-            raise _Retry
         try:
-            linked = _many(
-                tx,
-                "INSERT INTO external_links (entry_id, data_store_id, object_key, url, size,"
-                " checksum, linked_ns, mirror_mark) SELECT id, ?, ?, NULL, ?, ?, ?, ? "
-                "FROM entries WHERE parent_id = ? AND name = ?",
-                [
-                    (store_id, key, size, etag, now_ns, mark, parent, name)
-                    for parent, name, key, size, etag in rows
-                ],
-            )
+            linked = self.dialect.insert_links(tx, store_id, rows, now_ns, mark)
         except Exception as exc:
             if self.dialect.is_foreign_key_violation(exc):
                 raise NoSuchStore(str(store_id)) from None
@@ -464,7 +437,7 @@ class _MirrorPass:
             else:
                 by_parent[where].append(index)
         new: list[LinkRow] = []
-        same: list[tuple[int, int]] = []
+        same: list[tuple[int, int, int]] = []
         changed: list[tuple[int, str, int, str, int | None, int]] = []
         for parent, indexes in by_parent.items():
             existing = {} if parent in self.empty else self._children(parent, rows, indexes)
