@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import re
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -77,6 +78,40 @@ class DirCache:
                 state = self._step(state, step)
             self._ids[step] = state
         return state
+
+    def prefetch(self, wanted: Iterable[str]) -> None:
+        """Learn many directories with one engine query per parent directory.
+
+        Directories and missing names are settled here; anything else (a
+        symlink, a file in the way) is left for ``get`` to look at one by one.
+        """
+        unknown = {path for path in wanted if path not in self._ids}
+        levels: dict[int, set[str]] = defaultdict(set)
+        for start in unknown:
+            path = start
+            while path not in self._ids and path not in levels[path.count("/")]:
+                levels[path.count("/")].add(path)
+                path = path.rpartition("/")[0] or "/"
+        for depth in sorted(levels):
+            by_parent: dict[str, list[str]] = defaultdict(list)
+            for path in levels[depth]:
+                by_parent[path.rpartition("/")[0] or "/"].append(path)
+            for parent_path, children in by_parent.items():
+                parent = self._ids.get(parent_path)
+                if parent is None:
+                    continue  # behind a symlink: resolved one by one later
+                if parent <= 0:
+                    for child in children:
+                        self._ids[child] = parent
+                    continue
+                names = {child.rpartition("/")[2]: child for child in children}
+                found = self._engine.lookup_many(parent, list(names))
+                for name, child in names.items():
+                    entry = found.get(name)
+                    if entry is None:
+                        self._ids[child] = _MISSING
+                    elif entry.is_dir:
+                        self._ids[child] = entry.id
 
     def _step(self, parent_id: int, path: str) -> int:
         entry = self._engine.lookup(parent_id, path.rpartition("/")[2])
@@ -259,6 +294,7 @@ def _link_batch(
     """Link one batch; a parent that vanished since it was cached is looked up again once."""
     pending = list(parsed)
     for attempt in range(2):
+        dirs.prefetch(entry[2] for entry in pending)
         if create_parents:
             dirs.ensure(entry[2] for entry in pending if dirs.get(entry[2]) == _MISSING)
         rows: list[tuple[int, str, str, int, str]] = []

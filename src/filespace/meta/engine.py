@@ -105,6 +105,10 @@ class Engine(ABC):
         """The entry called ``name`` in directory ``parent_id``, or ``None``."""
 
     @abstractmethod
+    def lookup_many(self, parent_id: int, names: Sequence[str]) -> dict[str, EntryRecord]:
+        """The entries among ``names`` present in directory ``parent_id``, by name."""
+
+    @abstractmethod
     def children(self, dir_id: int) -> list[EntryRecord]:
         """The entries of a directory, by name."""
 

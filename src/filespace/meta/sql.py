@@ -375,6 +375,24 @@ class SqlEngine(BulkSqlMixin, Engine):
         )
         return self._entry(row) if row else None
 
+    def lookup_many(self, parent_id: int, names: Sequence[str]) -> dict[str, EntryRecord]:
+        found: dict[str, EntryRecord] = {}
+        unique = sorted(set(names))
+        with self._tx(write=False) as tx:
+            for start in range(0, len(unique), 500):
+                chunk = unique[start : start + 500]
+                marks = ", ".join("?" for _ in chunk)
+                rows = tx.all(
+                    f"SELECT {_ENTRY_COLUMNS} FROM {_ENTRY_FROM} "
+                    f"WHERE e.parent_id = ? AND e.name IN ({marks})",
+                    parent_id,
+                    *chunk,
+                )
+                for row in rows:
+                    entry = self._entry(row)
+                    found[entry.name] = entry
+        return found
+
     def children(self, dir_id: int) -> list[EntryRecord]:
         with self._tx(write=False) as tx:
             rows = tx.all(

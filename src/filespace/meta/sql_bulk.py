@@ -92,10 +92,8 @@ class _Tally:
         engine._bump(tx, dict(self.counters))
         for store_id, (files, size) in sorted(self.stores.items()):
             engine._bump_store(tx, store_id, files, size)
-        tx.many(
-            "UPDATE entries SET mtime_ns = ? WHERE id = ?",
-            [(now_ns, dir_id) for dir_id in sorted(self.touched)],
-        )
+        for chunk in _chunks(sorted(self.touched)):  # padded: few statement shapes
+            tx.run(f"UPDATE entries SET mtime_ns = ? WHERE id IN ({_marks(chunk)})", now_ns, *chunk)
 
 
 class BulkSqlMixin:
