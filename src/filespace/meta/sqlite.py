@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from filespace.meta.sql import Dialect, SqlEngine
+from filespace.meta.sql import Dialect, SqlEngine, Tx
 
 _BUSY_TIMEOUT_MS = 60_000
 
@@ -140,6 +140,39 @@ class SqliteDialect(Dialect):
             conn.commit()
         finally:
             cursor.close()
+
+    def insert_links(
+        self,
+        tx: Tx,
+        store_id: int,
+        rows: Sequence[tuple[int, str, str, int, str]],
+        now_ns: int,
+        mark: int | None,
+    ) -> int:
+        # A write transaction here holds the only write lock, so ids can be
+        # handed out up front and the link rows need no lookup of their entry.
+        if not rows:
+            return 0
+        top = tx.one("SELECT COALESCE(MAX(id), 0) FROM entries")
+        first = int(top[0]) + 1 if top else 1
+        inserted = tx.many(
+            "INSERT INTO entries (id, parent_id, name, type, kind, size, ctime_ns, mtime_ns)"
+            " VALUES (?, ?, ?, 'file', 's3', ?, ?, ?) ON CONFLICT (parent_id, name) DO NOTHING",
+            [
+                (first + offset, parent, name, size, now_ns, now_ns)
+                for offset, (parent, name, _, size, _) in enumerate(rows)
+            ],
+        )
+        if inserted != len(rows):
+            return inserted
+        return tx.many(
+            "INSERT INTO external_links (entry_id, data_store_id, object_key, url, size,"
+            " checksum, linked_ns, mirror_mark) VALUES (?, ?, ?, NULL, ?, ?, ?, ?)",
+            [
+                (first + offset, store_id, key, size, etag, now_ns, mark)
+                for offset, (_, _, key, size, etag) in enumerate(rows)
+            ],
+        )
 
     def schema(self) -> list[str]:
         return list(SCHEMA)
