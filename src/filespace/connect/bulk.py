@@ -37,6 +37,9 @@ HEAD_WORKERS = 16
 _PLAIN_ETAG = re.compile(r"[0-9A-Za-z]{1,64}(?:-[0-9]{1,5})?")
 """ETags as S3 hands them out (MD5 hex, multipart ``hex-parts``): valid as they are."""
 
+_PLAIN_PATH = re.compile(r"(?:/(?!\.\.?(?:/|$))[^/\x00]{1,255})+")
+"""An absolute path of valid names with no empty, ``.`` or ``..`` part (ASCII: bytes = chars)."""
+
 _MISSING = 0
 _BLOCKED = -1
 _REASONS = {NameTaken: "path taken", NoSuchEntry: "missing parent"}
@@ -220,9 +223,7 @@ def _parse(item: object) -> _Parsed | LinkFailure:
     try:
         if not isinstance(file_path, str):
             raise TypeError(f"file_path must be str, not {type(file_path).__name__}")
-        names = _split(file_path)
-        if not names:
-            raise ValueError("the root directory cannot be a link")
+        parent, name = _parent_and_name(file_path)
         key = check.object_key(object_id)
         known = None if size is None else check.size(size)
         if isinstance(checksum, str) and _PLAIN_ETAG.fullmatch(checksum):
@@ -233,19 +234,18 @@ def _parse(item: object) -> _Parsed | LinkFailure:
             raise ValueError("give both size and checksum, or neither")
     except (TypeError, ValueError) as exc:
         return LinkFailure(_text(file_path), _text(object_id), str(exc))
-    parent = "/" + "/".join(names[:-1])
-    return (file_path, key, parent, names[-1], known, etag)
+    return (file_path, key, parent, name, known, etag)
 
 
-def _split(path: str) -> Sequence[str]:
-    """``paths.split``, with a fast path for the common plain-ASCII path."""
-    if path.isascii() and path[:1] == "/" and len(path) <= paths.MAX_PATH_BYTES:
-        names = [name for name in path.split("/") if name]
-        if "\x00" not in path and all(
-            len(name) <= paths.MAX_NAME_BYTES and name not in (".", "..") for name in names
-        ):
-            return names
-    return paths.split(path)  # the slow path, which also words the error
+def _parent_and_name(path: str) -> tuple[str, str]:
+    """The normalized parent path and the name, with a fast path for plain ASCII paths."""
+    if len(path) <= paths.MAX_PATH_BYTES and path.isascii() and _PLAIN_PATH.fullmatch(path):
+        parent, _, name = path.rpartition("/")
+        return parent or "/", name
+    names = paths.split(path)  # the slow path, which also words the error
+    if not names:
+        raise ValueError("the root directory cannot be a link")
+    return "/" + "/".join(names[:-1]), names[-1]
 
 
 def _text(value: object) -> str:
