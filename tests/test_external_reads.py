@@ -114,7 +114,7 @@ def test_rekey_by_another_client_is_picked_up(
 ) -> None:
     fsp, data = linked
     assert fsp.fs.read_file("/blob.bin")[:10] == data[:10]  # signer cached here
-    location = fsp._location  # type: ignore[attr-defined]
+    location = fsp.location
     with filespace.open(location) as other:
         noaccess = s3_server.noaccess
         other.connect.rekey_data_store(

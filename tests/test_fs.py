@@ -335,8 +335,18 @@ def test_statistics_and_size(fsp: Filespace) -> None:
 def test_open_handle_sees_sync_all(fsp: Filespace, tmp_path: object) -> None:
     handle = fsp.fs.open("/live", "wb")
     handle.write(b"pending")
-    with filespace.open(fsp._location) as other:  # type: ignore[attr-defined]
+    with filespace.open(fsp.location) as other:
         assert other.fs.get_entry("/live").size == 0
         fsp.sync_all()
         assert other.fs.read_file("/live") == b"pending"
     handle.close()
+
+
+def test_flush_of_a_buffered_handle_commits(fsp: Filespace) -> None:
+    for mode in ("wb", "w+b", "w"):
+        handle = fsp.fs.open(f"/flushed-{mode}", mode)
+        handle.write(b"data" if "b" in mode else "data")
+        handle.flush()
+        with filespace.open(fsp.location) as other:
+            assert other.fs.read_file(f"/flushed-{mode}") == b"data"
+        handle.close()

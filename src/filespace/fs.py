@@ -19,7 +19,14 @@ from filespace import paths
 from filespace.blocks import BlockStore
 from filespace.connect.models import ExternalFileInfo
 from filespace.errors import ReadOnlyFileError
-from filespace.io.external import ExternalObject, ExternalRawFile
+from filespace.io.cache import BlockCache
+from filespace.io.external import (
+    ExternalObject,
+    ExternalRawFile,
+    cache_namespace,
+    describe,
+    open_stream,
+)
 from filespace.io.native import NativeRawFile
 from filespace.io.streams import parse_mode, wrap
 from filespace.meta.engine import Engine, NameTaken, NoSuchEntry, NotEmpty, WouldCycle
@@ -70,12 +77,14 @@ class Filesystem:
         blocks: Callable[[], BlockStore],
         block_size: int,
         open_external: ExternalOpener,
+        cache: BlockCache | None = None,
     ) -> None:
         self._engine = engine
         self._resolver = Resolver(engine)
         self._blocks = blocks
         self._block_size = block_size
         self._open_external = open_external
+        self._cache = cache  # blocks of external files; None: only what a handle holds
         self._writers: weakref.WeakSet[IO[Any]] = weakref.WeakSet()
 
     def __repr__(self) -> str:
@@ -215,9 +224,15 @@ class Filesystem:
         if entry.link is not None:
             if parsed.writing or parsed.appending:
                 raise ReadOnlyFileError(path)
-            raw: Any = ExternalRawFile(self._open_external(entry, paths.normalize(path)))
+            source = self._open_external(entry, paths.normalize(path))
+            source.label = describe(entry.link)
+            external = ExternalRawFile(
+                source, cache=self._cache, namespace=cache_namespace(entry.link)
+            )
+            external.mode = mode
+            return open_stream(external, parsed, buffering, encoding, errors, newline)
         else:
-            raw = NativeRawFile(
+            raw: Any = NativeRawFile(
                 engine=self._engine,
                 store=self._blocks(),
                 entry_id=entry.id,
@@ -241,11 +256,7 @@ class Filesystem:
         for stream in list(self._writers):
             if stream.closed:
                 continue
-            stream.flush()  # the buffered layers hand their bytes down...
-            layer: Any = stream
-            while hasattr(layer, "buffer") or hasattr(layer, "raw"):
-                layer = getattr(layer, "buffer", None) or layer.raw
-            layer.flush()  # ...and the raw file commits them
+            stream.flush()  # every layer's flush reaches the raw file, which commits
 
     def _open_entry(self, path: str, creating: bool, exclusive: bool) -> EntryRecord:
         try:

@@ -8,16 +8,20 @@ store given as ``data=``.
 
 from __future__ import annotations
 
+import base64
+import errno
 import json
 import os
 import socket
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from filespace import keys
-from filespace.blocks import BlockStore, open_block_store
+from filespace.blocks import BlockStore, LocalBlockStore, open_block_store
+from filespace.blocks.s3 import S3BlockStore, S3BlockStoreOptions
+from filespace.connect import validation as check
 from filespace.connect.manager import FIRST_CONNECT_FORMAT, ConnectManager
 from filespace.errors import (
     KeyNotFoundError,
@@ -37,6 +41,10 @@ DATABASE_FILE = "meta.db"
 BLOCKS_DIR = "blocks"
 DEFAULT_BLOCK_SIZE = 4 * 1024 * 1024
 _RELATIVE_DATA = "file:" + BLOCKS_DIR  # the block directory beside the database
+_MAX_DATA_PREFIX_BYTES = 900  # S3 keys are at most 1024 bytes; blocks add ~45
+_SEALED_DATA_SECRET = "data_s3_secret_key_sealed"  # noqa: S105 - a setting's name
+_DATA_SECRET_RECORD = "block_store:secret_key"  # noqa: S105 - the sealing record's name
+DEFAULT_SWEEP_GRACE_S = 3600.0
 
 
 def _as_text(location: str | os.PathLike[str]) -> str:
@@ -76,12 +84,76 @@ def _data_url(engine_url: str, data: str) -> str:
 
 
 def _check_data_url(data: str) -> str:
+    """A block store URL, checked and normalised (``s3://bucket/a/b``), or ``ValueError``."""
+    usage = f"data must be file:///absolute/dir or s3://bucket/prefix, got {data!r}"
+    if not isinstance(data, str):
+        raise ValueError(usage)
     parts = urlsplit(data)
+    if parts.query or parts.fragment or "\x00" in data:
+        raise ValueError(usage)
     if parts.scheme == "file" and parts.path.startswith("/") and not parts.netloc:
         return data
-    if parts.scheme == "s3" and parts.netloc:
-        return data
-    raise ValueError(f"data must be file:///absolute/dir or s3://bucket/prefix, got {data!r}")
+    if parts.scheme != "s3" or not parts.netloc:
+        raise ValueError(usage)
+    if "@" in parts.netloc or ":" in parts.netloc:
+        raise ValueError(f"{usage}: no credentials or port in the bucket part")
+    try:
+        bucket = check.bucket_name(parts.netloc)
+    except ValueError as exc:
+        raise ValueError(f"data: {exc}") from None
+    prefix = unquote(parts.path).strip("/")
+    if prefix:
+        names = prefix.split("/")
+        if any(name in ("", ".", "..") for name in names):
+            raise ValueError(f"data: invalid prefix {prefix!r} (empty, '.' or '..' part)")
+        if len(prefix.encode("utf-8", "surrogatepass")) > _MAX_DATA_PREFIX_BYTES:
+            raise ValueError(f"data: prefix longer than {_MAX_DATA_PREFIX_BYTES} bytes")
+    return f"s3://{bucket}/{quote(prefix)}" if prefix else f"s3://{bucket}"
+
+
+def _s3_data_settings(
+    data_url: str,
+    *,
+    region: str,
+    endpoint: str,
+    access_key: str | None,
+    secret_key: str | None,
+    virtual_addressing: bool,
+) -> tuple[dict[str, str], S3BlockStoreOptions]:
+    """Checked options of an S3 block store, and the settings that record them (unsealed)."""
+    if not access_key or not secret_key:
+        raise ValueError(
+            f"data={data_url} needs data_access_key= and data_secret_key= for the bucket"
+        )
+    if not isinstance(virtual_addressing, bool):
+        raise ValueError("data_virtual_addressing must be a bool")
+    options = S3BlockStoreOptions(
+        region=check.region(region),
+        endpoint=check.endpoint(endpoint),
+        access_key=check.credential(access_key, "data_access_key"),
+        secret_key=check.credential(secret_key, "data_secret_key"),
+        virtual_addressing=virtual_addressing,
+    )
+    settings = {
+        "data_s3_region": options.region,
+        "data_s3_endpoint": options.endpoint,
+        "data_s3_access_key": options.access_key,
+        "data_s3_virtual_addressing": "1" if virtual_addressing else "0",
+    }
+    return settings, options
+
+
+def _check_s3_store(store: S3BlockStore, filespace_id: str) -> None:
+    """Make sure the data bucket answers and the prefix is free, before anything is created."""
+    from filespace.objects.s3 import S3AccessError
+
+    try:
+        store.check_access()
+    except S3AccessError as exc:
+        if exc.code == "Unreachable":
+            raise ConnectionError(errno.EHOSTUNREACH, f"data bucket unreachable: {exc}") from None
+        raise ValueError(f"data bucket refused these options: {exc}") from None
+    store.check_claimable(filespace_id)
 
 
 def create(
@@ -92,8 +164,22 @@ def create(
     format_version: int = CURRENT_FORMAT,
     key: str | bytes | None = None,
     block_size: int = DEFAULT_BLOCK_SIZE,
+    data_region: str = "us-east-1",
+    data_endpoint: str = "",
+    data_access_key: str | None = None,
+    data_secret_key: str | None = None,
+    data_virtual_addressing: bool = False,
 ) -> Filespace:
-    """Create a new filespace at ``location`` and open it."""
+    """Create a new filespace at ``location`` and open it.
+
+    ``data`` is the block store of native files: ``file:///abs/dir`` or
+    ``s3://bucket/prefix``. An S3 block store takes its bucket's region,
+    endpoint (empty: AWS), credentials and addressing style from the
+    ``data_*`` options; the secret key is sealed with the filespace key before
+    it is stored, so opening the filespace later needs that key. The bucket is
+    checked (and the prefix must not hold another filespace's blocks) before
+    anything is created.
+    """
     text = _as_text(location)
     if not isinstance(name, str) or not name.strip() or len(name) > 255 or "\x00" in name:
         raise ValueError(f"a filespace name must be 1-255 characters, got {name!r}")
@@ -120,6 +206,33 @@ def create(
         engine_url = f"sqlite://{directory / DATABASE_FILE}"
         data_url = _check_data_url(data) if data is not None else _RELATIVE_DATA
     filespace_id = str(uuid.uuid4())
+    data_settings: dict[str, str] = {}
+    store: BlockStore | None = None
+    if data_url.startswith("s3:"):
+        data_settings, options = _s3_data_settings(
+            data_url,
+            region=data_region,
+            endpoint=data_endpoint,
+            access_key=data_access_key,
+            secret_key=data_secret_key,
+            virtual_addressing=data_virtual_addressing,
+        )
+        sealer = Sealer(raw_key, filespace_id, keys.key_id(raw_key, filespace_id))
+        sealed = sealer.seal(options.secret_key, record=_DATA_SECRET_RECORD)
+        data_settings[_SEALED_DATA_SECRET] = base64.b64encode(sealed).decode("ascii")
+        s3_store = S3BlockStore(data_url, options)
+        _check_s3_store(s3_store, filespace_id)
+        store = s3_store
+    else:
+        given = (data_endpoint, data_access_key, data_secret_key, data_virtual_addressing)
+        if given != ("", None, None, False) or data_region != "us-east-1":
+            raise ValueError("the data_* options are for an s3:// data URL only")
+        if data_url != _RELATIVE_DATA:
+            root = Path(unquote(urlsplit(data_url).path))
+            if root.exists():
+                if not root.is_dir():
+                    raise FileExistsError(17, "the data location is not a directory", data_url)
+                LocalBlockStore(root).check_claimable(filespace_id)
     settings = {
         "filespace_id": filespace_id,
         "name": name,
@@ -130,6 +243,7 @@ def create(
         "data_url": data_url,
         "connect_enabled": "0",
         "created_ns": str(time.time_ns()),
+        **data_settings,
     }
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -140,6 +254,13 @@ def create(
         engine.initialize(settings, time.time_ns())
     finally:
         engine.close()
+    if data_url != _RELATIVE_DATA:  # the default block directory is the filespace's by place
+        if store is None:
+            store = open_block_store(data_url)
+        try:
+            store.claim(filespace_id)
+        finally:
+            store.close()
     if directory is not None:
         config = {"database": DATABASE_FILE, "created_by": "filespace"}
         (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
@@ -248,11 +369,14 @@ class Filespace:
         self._sealer_cache: Sealer | None = None
         self._closed = False
         self.connect = ConnectManager(engine, self._sealer, location=location)
+        from filespace.io.cache import BlockCache
+
         self.fs = Filesystem(
             engine,
             self._blocks,
             int(settings.get("block_size", DEFAULT_BLOCK_SIZE)),
             self.connect.open_external,
+            cache=BlockCache.for_filespace(self.id, cache_dir, cache_size_mb),
         )
 
     def __repr__(self) -> str:
@@ -271,6 +395,11 @@ class Filespace:
         return int(self._engine.settings().get("format_version", "0"))
 
     @property
+    def location(self) -> str:
+        """The location this filespace was opened from (a directory or an engine URL)."""
+        return self._location
+
+    @property
     def engine_url(self) -> str:
         """Where the metadata lives."""
         return self._engine.url
@@ -281,9 +410,52 @@ class Filespace:
         return self._data_url
 
     def _blocks(self) -> BlockStore:
+        """The block store, opened on first use (an S3 one unseals its secret then)."""
         if self._block_store is None:
-            self._block_store = open_block_store(self._data_url)
+            options = self._s3_options() if self._data_url.startswith("s3:") else None
+            self._block_store = open_block_store(self._data_url, s3=options)
         return self._block_store
+
+    def _s3_options(self) -> S3BlockStoreOptions:
+        settings = self._engine.settings()
+        try:
+            sealed = base64.b64decode(settings[_SEALED_DATA_SECRET], validate=True)
+            region, endpoint = settings["data_s3_region"], settings["data_s3_endpoint"]
+            access_key = settings["data_s3_access_key"]
+            virtual_addressing = settings["data_s3_virtual_addressing"] == "1"
+        except (KeyError, ValueError):
+            raise NotAFilespaceError(
+                f"filespace {self.id}: the settings of its S3 block store are incomplete"
+            ) from None
+        return S3BlockStoreOptions(
+            region=region,
+            endpoint=endpoint,
+            access_key=access_key,
+            secret_key=self._sealer().open(sealed, _DATA_SECRET_RECORD),
+            virtual_addressing=virtual_addressing,
+        )
+
+    def sweep_blocks(self, grace: float = DEFAULT_SWEEP_GRACE_S) -> int:
+        """Delete stored blocks no file references; returns how many were deleted.
+
+        Only blocks older than ``grace`` seconds go: a writer (in any process or
+        host) stores blocks before it commits the metadata that references
+        them, and those must survive until it does. Open files of this
+        filespace are synced first. ``grace=0`` is for when nothing else writes.
+        """
+        if isinstance(grace, bool) or not isinstance(grace, int | float) or not grace >= 0:
+            raise ValueError(f"grace must be a non-negative number of seconds, got {grace!r}")
+        store = self._blocks()
+        owner = store.owner()
+        if owner is not None and owner != self.id:
+            raise RuntimeError(
+                f"the block store {store.url} belongs to filespace {owner}, not {self.id}: "
+                "not sweeping it"
+            )
+        self.sync_all()
+        cutoff = time.time() - grace  # before the referenced set is read: see BlockStore
+        referenced = self._engine.block_keys()
+        return store.sweep(referenced, older_than=cutoff)
 
     def _sealer(self) -> Sealer:
         if self._sealer_cache is None:

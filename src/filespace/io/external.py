@@ -1,21 +1,41 @@
-"""Raw streams over external files: ranged GETs of a linked object or URL.
+"""Streams over external files: ranged GETs of a linked object or URL.
 
 The object's identity (ETag and size at link time) goes with every request,
 so a changed or deleted object fails with ``ESTALE`` instead of returning
 bytes of another version. Presigned URLs come from a provider that re-signs
 them before they expire; a URL refused as expired is re-signed once at once.
+
+``open`` of an external file gives an ``ExternalBufferedReader`` (a
+``BufferedReader`` that tells the raw file how much the caller asked for)
+over an ``ExternalRawFile``, whose reads go through a
+:class:`~filespace.io.prefetch.Reader`: block-aligned, cached, prefetched on
+sequential access. What a reader can rely on when the object changes is in
+that module's docstring: cached blocks are always the linked version's bytes;
+a buffered handle confirms the object with the server on its first read and
+may then serve the blocks it finds cached; an unbuffered one (``buffering=0``)
+confirms on every read.
 """
 
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Callable
+from typing import IO, Any
 
 from filespace.errors import ExternalReadError, ReadOnlyFileError, StaleFileError
-from filespace.io import http
+from filespace.io import cache, http
+from filespace.io.cache import BlockCache
+from filespace.io.prefetch import BLOCK_SIZE, Reader
+from filespace.io.streams import DEFAULT_BUFFER, Mode, wrap
+from filespace.meta.records import LinkRecord
 
 UrlProvider = Callable[[bool], str]
 """Returns a URL for the object; ``True`` asks for a freshly signed one."""
+
+# A provider's URL has at least 30 s left (see connect.signing); reusing it for
+# a second saves the provider's store lookup on every block of a busy read.
+_URL_REUSE_S = 1.0
 
 
 class ExternalObject:
@@ -24,38 +44,115 @@ class ExternalObject:
     def __init__(self, path: str, size: int, identity: http.Identity, urls: UrlProvider) -> None:
         self.path = path
         self.size = size
+        self.label = ""  # what the object is, for messages (set by whoever knows)
+        self.latency: float | None = None  # the shortest time to first byte seen
         self._identity = identity
         self._urls = urls
+        self._url: tuple[str, float] | None = None
+
+    def __repr__(self) -> str:
+        return f"ExternalObject({self.path!r}, size={self.size})"
+
+    def stream(
+        self,
+        start: int,
+        end: int,
+        piece: int,
+        deliver: Callable[[int, memoryview], None],
+        batch: int = 1,
+    ) -> None:
+        """Deliver ``[start, end)`` in ``piece``-aligned pieces; raises ``http.RangeError``."""
+        http.stream_range(
+            self._current_url,
+            start,
+            min(end, self.size),
+            self._identity,
+            piece,
+            deliver,
+            self._observe,
+            batch,
+        )
+
+    def _current_url(self, fresh: bool) -> str:
+        now = time.monotonic()
+        cached = self._url
+        if not fresh and cached is not None and now - cached[1] < _URL_REUSE_S:
+            return cached[0]
+        url = self._urls(fresh)
+        self._url = (url, now)
+        return url
+
+    def _observe(self, seconds: float) -> None:
+        # The quickest answer is the distance; slower ones add the server's load.
+        last = self.latency
+        self.latency = seconds if last is None else min(last, seconds)
+
+    def check(self, offset: int) -> None:
+        """Ask the server for one byte: raises ``http.RangeError`` if it is not the linked one."""
+        self.stream(offset, offset + 1, 1, lambda _at, _data: None)
+
+    def error(self, problem: http.RangeError) -> OSError:
+        """The ``OSError`` for a failed request: ``ESTALE`` or ``EIO``, naming the path."""
+        detail = str(problem) + (f"; {self.label}" if self.label else "")
+        if isinstance(problem, http.Stale):
+            return StaleFileError(self.path, detail)
+        return ExternalReadError(self.path, detail)
 
     def fetch(self, start: int, end: int) -> bytes:
-        """Bytes ``[start, end)``, clipped to the object's size."""
+        """Bytes ``[start, end)``, clipped to the object's size (no cache)."""
         end = min(end, self.size)
         if start >= end:
             return b""
+        parts: list[memoryview] = []
         try:
-            try:
-                data = http.get_range(self._urls(False), start, end, self._identity)
-            except http.Expired:
-                data = http.get_range(self._urls(True), start, end, self._identity)
-        except http.Stale as exc:
-            raise StaleFileError(self.path, str(exc)) from None
-        except http.RangeError as exc:
-            raise ExternalReadError(self.path, str(exc)) from None
-        if len(data) != end - start:
-            raise StaleFileError(
-                self.path, f"got {len(data)} bytes for a {end - start}-byte range"
-            )
-        return data
+            self.stream(start, end, end - start, lambda _at, data: parts.append(data))
+        except http.RangeError as problem:
+            raise self.error(problem) from None
+        return b"".join(parts)
+
+
+def cache_namespace(link: LinkRecord, block_size: int = BLOCK_SIZE) -> str | None:
+    """The cache namespace of a link's blocks, or ``None`` if it must not be cached.
+
+    Without a checksum nothing tells one version of the object from the next,
+    so such links (HTTP URLs whose server sends no ETag) are never cached.
+    """
+    if not link.checksum:
+        return None
+    if link.kind == "http":
+        source = f"url:{link.url}"
+    else:
+        source = f"store:{link.data_store_id}:{link.object_key}"
+    return cache.namespace(source, link.checksum, link.size, block_size)
+
+
+def describe(link: LinkRecord) -> str:
+    """The object behind a link, for error messages (never a URL's query string)."""
+    if link.kind == "http":
+        return f"URL {(link.url or '').split('?', 1)[0]}"
+    return f"object {link.object_key!r} in data store {link.data_store_name!r}"
 
 
 class ExternalRawFile(io.RawIOBase):
-    """A read-only ``io.RawIOBase`` over an ``ExternalObject``."""
+    """A read-only ``io.RawIOBase`` over an ``ExternalObject``, through a block reader."""
 
-    def __init__(self, source: ExternalObject) -> None:
+    def __init__(
+        self,
+        source: ExternalObject,
+        *,
+        cache: BlockCache | None = None,
+        namespace: str | None = None,
+    ) -> None:
         super().__init__()
         self.name = source.path
+        self.mode = "rb"
         self._source = source
+        self._reader = Reader(source, cache, namespace, strict=True)
         self._pos = 0
+        # How much the caller wants of the next read: set per call by
+        # ExternalBufferedReader; ``None`` means all of the buffer.
+        self.hint: int | None = None
+        self.default_want: int | None = None
 
     def readable(self) -> bool:
         return True
@@ -88,13 +185,86 @@ class ExternalRawFile(io.RawIOBase):
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         self._checkClosed()
         target = memoryview(buffer).cast("B")
-        data = self._source.fetch(self._pos, self._pos + len(target))
-        target[: len(data)] = data
+        want = self.hint if self.hint is not None else self.default_want or len(target)
+        count = self._reader.readinto(self._pos, target, want)
+        self._pos += count
+        return count
+
+    def readall(self) -> bytes:
+        self._checkClosed()
+        data = self._reader.read_all(self._pos)
         self._pos += len(data)
-        return len(data)
+        return data
+
+    def buffered(self) -> None:
+        """A buffered layer is on top: confirm only the first read, size reads by hint."""
+        self._reader.strict = False
+        self.default_want = 1
 
     def write(self, data: object) -> int:
         raise ReadOnlyFileError(self.name)
 
     def truncate(self, size: int | None = None) -> int:
         raise ReadOnlyFileError(self.name)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._reader.close()
+        super().close()
+
+
+class ExternalBufferedReader(io.BufferedReader):
+    """A ``BufferedReader`` that passes each read's size down as a hint.
+
+    Without it a 4 KiB read would look to the raw file like a request to fill
+    the whole buffer; with it a random read fetches only the blocks it needs.
+    Reads with no size to pass (``readline``, ``peek``, iteration) ask for the
+    block under the position, and prefetching takes over if they go on.
+    """
+
+    def __init__(self, raw: ExternalRawFile, buffer_size: int = DEFAULT_BUFFER) -> None:
+        super().__init__(raw, buffer_size)
+        raw.buffered()
+        self._external = raw
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        if size is None or size < 0:
+            return super().read(size)
+        self._external.hint = size
+        try:
+            return super().read(size)
+        finally:
+            self._external.hint = None
+
+    def readinto(self, buffer: Any, /) -> int:
+        self._external.hint = memoryview(buffer).nbytes
+        try:
+            return super().readinto(buffer)
+        finally:
+            self._external.hint = None
+
+
+def open_stream(
+    raw: ExternalRawFile,
+    mode: Mode,
+    buffering: int = -1,
+    encoding: str | None = None,
+    errors: str | None = None,
+    newline: str | None = None,
+) -> IO[Any]:
+    """Wrap ``raw`` as ``open`` would, with the hinting buffered layer."""
+    if buffering == 0 or (mode.binary and (encoding, errors, newline) != (None, None, None)):
+        return wrap(raw, mode, buffering, encoding, errors, newline)  # raw, or wrap's error
+    size = DEFAULT_BUFFER if buffering in (-1, 1) else buffering
+    buffered = ExternalBufferedReader(raw, size)
+    if mode.binary:
+        return buffered
+    text = io.TextIOWrapper(
+        buffered,
+        encoding=encoding or "utf-8",
+        errors=errors,
+        newline=newline,
+        line_buffering=buffering == 1,
+    )
+    text.mode = mode.text  # type: ignore[misc]
+    return text

@@ -1,10 +1,15 @@
 """Ranged HTTP GETs over one pooled, thread-safe urllib3 client.
 
 Every request names the bytes it wants and, when the object's identity is
-known, the ETag it must still have (``If-Match``). Transient failures are
-retried with exponential backoff and full jitter; what does not pass is raised
-as one of the small error classes below, which the readers turn into
-``OSError`` with the file's path.
+known, the ETag it must still have (``If-Match``). Transient failures
+(connection errors and resets, stalls past the read timeout, 429 and 5xx such
+as 503 SlowDown, bodies cut short) are retried with exponential backoff and
+full jitter, within both an attempt count and a time budget; what does not
+pass is raised as one of the small error classes below, which the readers
+turn into ``OSError`` with the file's path.
+
+``stream_range`` hands a range over in pieces as they arrive and, after a
+failure mid-body, asks again only for the bytes not yet handed over.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +29,13 @@ _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _ATTEMPTS = 6
 _BASE_DELAY_S = 0.1
 _MAX_DELAY_S = 3.0
+# A lasting failure surfaces within about this long after the first one (plus
+# the attempt under way): long enough to ride out a server restart or a burst
+# of SlowDown, short enough that a dead endpoint is reported, not waited on.
+_RETRY_BUDGET_S = 10.0
+_CONNECT_TIMEOUT_S = 5.0
+# No byte for this long on an open connection is a stall: retry elsewhere.
+_READ_TIMEOUT_S = 5.0
 
 _pools: dict[int, urllib3.PoolManager] = {}
 _pool_lock = threading.Lock()
@@ -43,7 +56,7 @@ def pool() -> urllib3.PoolManager:
                     maxsize=32,
                     block=False,
                     retries=False,
-                    timeout=urllib3.Timeout(connect=5.0, read=30.0),
+                    timeout=urllib3.Timeout(connect=_CONNECT_TIMEOUT_S, read=_READ_TIMEOUT_S),
                 )
                 _pools.clear()
                 _pools[pid] = manager
@@ -86,51 +99,184 @@ def _error_code(body: bytes) -> str:
     return body[start + 6 : end].decode("utf-8", "replace")
 
 
-def get_range(url: str, start: int, end: int, identity: Identity) -> bytes:
-    """Bytes ``[start, end)`` of the object at ``url``; ``end`` is exclusive."""
+class _Transient(Exception):
+    """One attempt failed in a way another attempt may not."""
+
+
+class _Retry:
+    """The retry budget of one range: attempts without progress, and time."""
+
+    def __init__(self) -> None:
+        self._failures = 0
+        self._since: float | None = None
+
+    def attempt(self) -> None:
+        """Note that an attempt starts (the clock runs from the first one)."""
+        if self._since is None:
+            self._since = time.monotonic()
+
+    def progressed(self) -> None:
+        """Bytes arrived: the budget starts over."""
+        self._failures = 0
+        self._since = None
+
+    def failed(self, problem: str) -> None:
+        """Back off before the next attempt, or raise ``Failed`` if the budget is spent."""
+        self._failures += 1
+        elapsed = time.monotonic() - (self._since or time.monotonic())
+        if self._failures >= _ATTEMPTS or elapsed >= _RETRY_BUDGET_S:
+            raise Failed(f"gave up after {self._failures} attempt(s) in {elapsed:.1f} s: {problem}")
+        time.sleep(random.uniform(0, min(_MAX_DELAY_S, _BASE_DELAY_S * 2**self._failures)))
+
+
+def stream_range(
+    urls: Callable[[bool], str],
+    start: int,
+    end: int,
+    identity: Identity,
+    piece: int,
+    deliver: Callable[[int, memoryview], None],
+    observe: Callable[[float], None] | None = None,
+    batch: int = 1,
+) -> None:
+    """Hand over bytes ``[start, end)`` as ``deliver(offset, data)`` calls, in order.
+
+    Pieces end on multiples of ``piece`` (and at ``end``), so a caller that
+    starts on a boundary gets whole blocks. ``urls(fresh)`` gives the URL for
+    each attempt; ``fresh=True`` after the server refused one as expired.
+    After a failure mid-body only the bytes not yet delivered are asked again.
+    ``observe`` is told each answered request's time to first byte. With
+    ``batch`` > 1 the socket is read that many pieces at a time (fewer calls
+    and allocations for a long stream; the pieces are views of one buffer).
+    """
+    import urllib3
+
+    retry = _Retry()
+    position = start
+    fresh = False
+    while position < end:
+        retry.attempt()
+        sent = time.monotonic()
+        try:
+            response = _request(urls(fresh), position, end, identity)
+        except Expired:
+            if fresh:
+                raise  # even a freshly signed URL is refused: don't loop
+            fresh = True
+            continue
+        except _Transient as exc:
+            retry.failed(str(exc))
+            continue
+        fresh = False
+        if observe is not None:
+            observe(time.monotonic() - sent)
+        complete = False
+        try:
+            if response.status == 200:
+                _discard(response, position)
+            while position < end:
+                size = min(batch * piece - position % piece, end - position)
+                try:
+                    data: bytes = response.read(size, decode_content=False)
+                except (urllib3.exceptions.HTTPError, OSError) as exc:
+                    raise _Transient(f"{type(exc).__name__}: {_without_query(str(exc))}") from None
+                if len(data) != size:
+                    raise _Transient(f"the connection closed {end - position} bytes early")
+                view = memoryview(data)
+                done = 0
+                while done < size:
+                    step = min(piece - (position + done) % piece, size - done)
+                    deliver(position + done, view[done : done + step])
+                    done += step
+                position += size
+                retry.progressed()
+            complete = response.status == 206
+        except _Transient as exc:
+            retry.failed(str(exc))
+        finally:
+            if complete:
+                response.release_conn()
+            else:
+                response.close()  # unread bytes: this connection can't be reused
+
+
+def _discard(response: Any, count: int) -> None:
+    """Skip the first ``count`` bytes of a whole-object (200) body."""
+    import urllib3
+
+    while count > 0:
+        try:
+            data = response.read(min(count, 1 << 20), decode_content=False)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _Transient(f"{type(exc).__name__}: {_without_query(str(exc))}") from None
+        if not data:
+            raise _Transient("the connection closed early")
+        count -= len(data)
+
+
+def _request(url: str, start: int, end: int, identity: Identity) -> Any:
+    """One GET of ``[start, end)``: a 206 (or whole-object 200) response, or raise."""
     import urllib3
 
     headers = {"Range": f"bytes={start}-{end - 1}"}
     if identity.etag:
         headers["If-Match"] = _quoted(identity.etag)
-    last_problem = ""
-    for attempt in range(_ATTEMPTS):
-        if attempt:
-            time.sleep(random.uniform(0, min(_MAX_DELAY_S, _BASE_DELAY_S * 2**attempt)))
-        try:
-            response: Any = pool().request(
-                "GET", url, headers=headers, preload_content=True, redirect=True
-            )
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            last_problem = f"{type(exc).__name__}: {_without_query(str(exc))}"
-            continue
-        status = response.status
-        if status in _RETRY_STATUSES:
-            last_problem = f"HTTP {status} {_error_code(response.data)}".strip()
-            continue
-        if status == 412:
-            raise Stale("the object's ETag no longer matches (it was changed or replaced)")
-        if status == 404:
-            raise Stale("the object no longer exists")
-        if status == 416:
-            raise Stale(f"the object is shorter than linked (range {start}-{end - 1} refused)")
-        if status == 403:
-            code = _error_code(response.data)
-            if code in ("AccessDenied", "SignatureDoesNotMatch") and b"expired" in response.data:
-                raise Expired("presigned URL expired")
-            raise Failed(f"access denied by the server ({code or 'HTTP 403'})")
+    try:
+        response: Any = pool().request(
+            "GET",
+            url,
+            headers=headers,
+            preload_content=False,
+            decode_content=False,
+            redirect=True,
+        )
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise _Transient(f"{type(exc).__name__}: {_without_query(str(exc))}") from None
+    status = response.status
+    try:
         if status == 206:
             _check_total(response.headers.get("Content-Range", ""), identity)
-            data: bytes = response.data
-            return data
+            return response
         if status == 200:
             # A server that ignores Range sends the whole body.
-            data = response.data
-            if identity.size is not None and len(data) != identity.size:
-                raise Stale(f"the object is {len(data)} bytes, linked as {identity.size}")
-            return data[start:end]
-        raise Failed(f"unexpected HTTP {status} {_error_code(response.data)}".strip())
-    raise Failed(f"gave up after {_ATTEMPTS} attempts: {last_problem}")
+            length = response.headers.get("Content-Length", "")
+            if identity.size is not None and length.isdigit() and int(length) != identity.size:
+                raise Stale(f"the object is {length} bytes, linked as {identity.size}")
+            return response
+    except BaseException:
+        response.close()
+        raise
+    try:
+        body: bytes = response.read(decode_content=False)
+    except (urllib3.exceptions.HTTPError, OSError):
+        body = b""
+    finally:
+        response.release_conn()
+    if status in _RETRY_STATUSES:
+        raise _Transient(f"HTTP {status} {_error_code(body)}".strip())
+    if status == 412:
+        raise Stale("the object's ETag no longer matches (it was changed or replaced)")
+    if status == 404:
+        raise Stale("the object no longer exists")
+    if status == 416:
+        raise Stale(f"the object is shorter than linked (range {start}-{end - 1} refused)")
+    if status == 403:
+        code = _error_code(body)
+        if code in ("AccessDenied", "SignatureDoesNotMatch") and b"expired" in body:
+            raise Expired("presigned URL expired")
+        raise Failed(f"access denied by the server ({code or 'HTTP 403'})")
+    raise Failed(f"unexpected HTTP {status} {_error_code(body)}".strip())
+
+
+def get_range(url: str, start: int, end: int, identity: Identity) -> bytes:
+    """Bytes ``[start, end)`` of the object at ``url``; ``end`` is exclusive."""
+    if start >= end:
+        return b""
+    parts: list[memoryview] = []
+    stream_range(
+        lambda fresh: url, start, end, identity, end - start, lambda _at, data: parts.append(data)
+    )
+    return b"".join(parts)
 
 
 def _check_total(content_range: str, identity: Identity) -> None:

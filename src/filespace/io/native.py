@@ -1,10 +1,22 @@
 """Raw streams over native files: blocks in a block store, listed in the engine.
 
-Writes go to dirty in-memory blocks; when they grow past a bound, whole blocks
+A write that starts a block nothing stores yet, at the block's start, streams
+into a new block of the store as it comes (a local store writes it straight
+to its file: no copy in memory); it goes on streaming while the writes go on
+where the last one ended. Any other write goes to dirty in-memory blocks
+(copy-on-write of a stored block); when they grow past a bound, whole blocks
 are written to the block store under fresh keys. ``flush`` writes the rest and
 then commits the new block list and size in one engine transaction, and only
 after that deletes the blocks it replaced. So a crash at any point leaves the
 file as of its last flush, plus maybe unreferenced blocks for a sweep.
+
+Reads from a local store go straight into the caller's buffer. From a remote
+store (S3) a sequential reader gets whole blocks, kept while in use, with the
+next block fetched in the background; a random read fetches just its range.
+
+A sweep spares blocks younger than its grace period (an hour by default), so a
+writer must not keep stored blocks uncommitted for long: once its oldest
+uncommitted block is ``_MAX_UNCOMMITTED_S`` old, the next write commits.
 """
 
 from __future__ import annotations
@@ -13,13 +25,29 @@ import io
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from filespace.blocks import BlockStore, new_block_key
+from filespace.blocks.base import BlockWriter
 from filespace.meta.engine import Engine, NoSuchEntry
 from filespace.meta.records import BlockRecord
 
 _DIRTY_LIMIT = 64 * 1024 * 1024
+_LARGE_WRITE = 256 * 1024  # a write this big into a new block allocates the block whole
+_MAX_UNCOMMITTED_S = 600.0  # well inside Filespace.sweep_blocks' default grace of an hour
 _NO_LIMIT = 1 << 62
+_PREFETCH_THREADS = 8
+
+_prefetcher: list[ThreadPoolExecutor] = []
+_prefetcher_lock = threading.Lock()
+
+
+def _prefetch_pool() -> ThreadPoolExecutor:
+    """The threads that fetch remote blocks ahead of sequential readers (shared)."""
+    with _prefetcher_lock:
+        if not _prefetcher:
+            _prefetcher.append(ThreadPoolExecutor(_PREFETCH_THREADS, "filespace-blocks"))
+        return _prefetcher[0]
 
 
 class NativeRawFile(io.RawIOBase):
@@ -55,8 +83,13 @@ class NativeRawFile(io.RawIOBase):
         self._dirty: dict[int, bytearray] = {}
         self._changed = False
         self._keep_below = _NO_LIMIT  # lowest block count since the last commit
+        self._pending_since: float | None = None  # when the oldest pending block was stored
         self._lock = threading.RLock()
         self._on_close = on_close
+        self._remote = store.remote
+        self._fetched: dict[str, Future[bytes]] = {}  # whole remote blocks, by key
+        self._last_end = 0  # where the previous read ended: the next one is sequential
+        self._stream: _Stream | None = None  # the block being written sequentially, if any
 
     # -- io.RawIOBase ---------------------------------------------------------------
     def readable(self) -> bool:
@@ -94,14 +127,24 @@ class NativeRawFile(io.RawIOBase):
         with self._lock:
             target = memoryview(buffer).cast("B")
             count = max(0, min(len(target), self._size - self._pos))
+            sequential = self._pos == self._last_end
             done = 0
             while done < count:
                 index, within = divmod(self._pos + done, self._block_size)
                 take = min(count - done, self._block_size - within)
-                self._copy_block(index, within, target[done : done + take])
+                self._copy_block(index, within, target[done : done + take], sequential)
                 done += take
             self._pos += done
+            self._last_end = self._pos
             return done
+
+    def readall(self) -> bytes:
+        """The rest of the file in one read (``RawIOBase`` would read 8 KiB at a time)."""
+        self._checkClosed()
+        with self._lock:
+            buffer = bytearray(max(0, self._size - self._pos))
+            del buffer[self.readinto(buffer) :]
+            return bytes(buffer)
 
     def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
         self._checkClosed()
@@ -112,19 +155,26 @@ class NativeRawFile(io.RawIOBase):
             if self._append:
                 self._pos = self._size
             done = 0
-            while done < len(source):
-                index, within = divmod(self._pos + done, self._block_size)
-                take = min(len(source) - done, self._block_size - within)
-                block = self._dirty_block(index)
-                if len(block) < within:
-                    block.extend(bytes(within - len(block)))
-                block[within : within + take] = source[done : done + take]
-                done += take
-            self._pos += done
-            self._size = max(self._size, self._pos)
-            self._changed = True
+            try:
+                while done < len(source):
+                    index, within = divmod(self._pos + done, self._block_size)
+                    take = min(len(source) - done, self._block_size - within)
+                    piece = source[done : done + take]
+                    if not self._streamed(index, within, piece):
+                        block = self._dirty_block(index, large=index > 0 or take >= _LARGE_WRITE)
+                        if len(block) < within:
+                            block.extend(bytes(within - len(block)))
+                        block[within : within + take] = piece
+                    done += take
+            finally:
+                self._pos += done
+                self._size = max(self._size, self._pos)
+                self._changed = self._changed or done > 0
             if len(self._dirty) * self._block_size > _DIRTY_LIMIT:
                 self._spill(keep_last=True)
+            since = self._pending_since
+            if since is not None and time.monotonic() - since > _MAX_UNCOMMITTED_S:
+                self._commit()
             return done
 
     def truncate(self, size: int | None = None) -> int:
@@ -151,6 +201,12 @@ class NativeRawFile(io.RawIOBase):
         try:
             self.flush()
         finally:
+            if self._stream is not None:  # only if the commit failed: release the file
+                self._stream.writer.close()
+                self._stream = None
+            for fetch in self._fetched.values():
+                fetch.cancel()
+            self._fetched.clear()
             super().close()
             if self._on_close is not None:
                 self._on_close()
@@ -159,6 +215,7 @@ class NativeRawFile(io.RawIOBase):
     def resize(self, size: int) -> None:
         """Set the file's size, zero-filling or cutting (used by truncate)."""
         if size < self._size:
+            self._end_stream()
             index, within = divmod(size, self._block_size)
             if within:
                 del self._dirty_block(index)[within:]
@@ -176,24 +233,103 @@ class NativeRawFile(io.RawIOBase):
     def _block_count(self) -> int:
         return -(-self._size // self._block_size)
 
-    def _copy_block(self, index: int, within: int, target: memoryview) -> None:
-        dirty = self._dirty.get(index)
-        if dirty is not None:
-            chunk = bytes(dirty[within : within + len(target)])
-        else:
-            record = self._pending.get(index) or self._blocks.get(index)
-            chunk = (
-                self._store.get(record.key, within, len(target)) if record is not None else b""
-            )
-        target[: len(chunk)] = chunk
-        if len(chunk) < len(target):  # a hole, or a block shorter than its span
-            target[len(chunk) :] = bytes(len(target) - len(chunk))
+    def _record(self, index: int) -> BlockRecord | None:
+        return self._pending.get(index) or self._blocks.get(index)
 
-    def _dirty_block(self, index: int) -> bytearray:
+    def _streamed(self, index: int, within: int, piece: memoryview) -> bool:
+        """Write ``piece`` to the block being streamed (starting one if it may); done?"""
+        stream = self._stream
+        if stream is not None and stream.index == index:
+            if within != stream.writer.length:
+                self._end_stream()  # not where it ended: the block becomes a dirty copy
+                return False
+        elif within == 0 and index not in self._dirty and self._record(index) is None:
+            key = new_block_key()
+            writer = self._store.open_writer(key)
+            if writer is None:
+                return False
+            self._end_stream()
+            stream = self._stream = _Stream(index, key, writer)
+            if self._pending_since is None:
+                self._pending_since = time.monotonic()
+        else:
+            return False
+        try:
+            stream.writer.write(piece)
+        except BaseException:
+            self._end_stream()  # keeps what reached the block; this write failed
+            raise
+        if stream.writer.length == self._block_size:
+            self._end_stream()
+        return True
+
+    def _end_stream(self) -> None:
+        """Finish the streamed block: from now on it is a stored, uncommitted block."""
+        stream, self._stream = self._stream, None
+        if stream is None:
+            return
+        stream.writer.close()
+        if stream.writer.length:
+            record = BlockRecord(index=stream.index, key=stream.key, length=stream.writer.length)
+            self._pending[stream.index] = record
+        else:
+            self._store.delete([stream.key])
+
+    def _copy_block(self, index: int, within: int, target: memoryview, sequential: bool) -> None:
+        dirty = self._dirty.get(index)
+        record = None if dirty is not None else self._record(index)
+        stream = self._stream
+        if dirty is None and stream is not None and stream.index == index:
+            count = self._store.readinto(stream.key, within, target)  # what is streamed so far
+        elif dirty is not None:
+            chunk = dirty[within : within + len(target)]
+            target[: len(chunk)] = chunk
+            count = len(chunk)
+        elif record is None:
+            count = 0
+        elif self._remote and (sequential or record.key in self._fetched):
+            count = self._copy_remote(index, record, within, target)
+        else:
+            count = self._store.readinto(record.key, within, target)
+        if count < len(target):  # a hole, or a block shorter than its span
+            target[count:] = bytes(len(target) - count)
+
+    def _copy_remote(self, index: int, record: BlockRecord, within: int, target: memoryview) -> int:
+        """Copy from a whole remote block, fetching the next one ahead."""
+        keep = {record.key}
+        following = self._record(index + 1) if index + 1 not in self._dirty else None
+        if following is not None:
+            keep.add(following.key)
+        for key in [key for key in self._fetched if key not in keep]:
+            self._fetched.pop(key).cancel()
+        current = self._fetch(record)
+        if following is not None:
+            self._fetch(following)
+        chunk = memoryview(current.result())[within : within + len(target)]
+        target[: len(chunk)] = chunk
+        return len(chunk)
+
+    def _fetch(self, record: BlockRecord) -> Future[bytes]:
+        fetch = self._fetched.get(record.key)
+        if fetch is None:
+            fetch = _prefetch_pool().submit(self._store.get, record.key)
+            self._fetched[record.key] = fetch
+        return fetch
+
+    def _dirty_block(self, index: int, *, large: bool = False) -> bytearray:
+        """The in-memory copy of a block, loaded from the store if it has one.
+
+        Bytes of a dirty block past the file's size are always zero, so a new
+        block for a large write is allocated whole: growing a bytearray chunk
+        by chunk costs far more than one zero-filled allocation (measured).
+        """
         block = self._dirty.get(index)
         if block is None:
             record = self._pending.get(index) or self._blocks.get(index)
-            block = bytearray(self._store.get(record.key)) if record is not None else bytearray()
+            if record is not None:
+                block = bytearray(self._store.get(record.key))
+            else:
+                block = bytearray(self._block_size) if large else bytearray()
             self._dirty[index] = block
         return block
 
@@ -203,22 +339,32 @@ class NativeRawFile(io.RawIOBase):
         if keep_last and indexes:
             indexes = indexes[:-1]
         limit = self._block_count()
+        payloads: list[tuple[str, bytearray]] = []
+        written: list[BlockRecord] = []
         for index in indexes:
-            data = self._dirty.pop(index)
+            data = self._dirty[index]
             if index >= limit:  # cut off by a truncate after it was written to
                 continue
-            span = min(self._block_size, self._size - index * self._block_size)
-            del data[span:]
+            del data[min(self._block_size, self._size - index * self._block_size) :]
             key = new_block_key()
-            self._store.put(key, data)
-            replaced = self._pending.get(index)
-            self._pending[index] = BlockRecord(index=index, key=key, length=len(data))
-            if replaced is not None:
-                self._store.delete([replaced.key])
+            payloads.append((key, data))
+            written.append(BlockRecord(index=index, key=key, length=len(data)))
+        # All stored (made durable by _commit), or an error and the dirty blocks kept.
+        self._store.put_many(payloads, durable=False)
+        for index in indexes:
+            del self._dirty[index]
+        replaced = [self._pending[r.index].key for r in written if r.index in self._pending]
+        self._pending.update((record.index, record) for record in written)
+        if written and self._pending_since is None:
+            self._pending_since = time.monotonic()
+        if replaced:
+            self._store.delete(replaced)
 
     def _commit(self) -> None:
+        self._end_stream()
         self._spill(keep_last=False)
         pending = list(self._pending.values())
+        self._store.sync(record.key for record in pending)  # durable before referenced
         try:
             unreferenced = self._engine.commit_data(
                 self._entry_id, self._size, self._keep_below, pending, time.time_ns()
@@ -226,9 +372,22 @@ class NativeRawFile(io.RawIOBase):
         except NoSuchEntry:
             self._store.delete(record.key for record in self._pending.values())
             self._pending.clear()
+            self._pending_since = None
             raise FileNotFoundError(2, "file was deleted while open", self.name) from None
         self._store.delete(unreferenced)
         self._blocks.update({record.index: record for record in pending})
         self._pending.clear()
         self._keep_below = _NO_LIMIT
+        self._pending_since = None
         self._changed = False
+
+
+class _Stream:
+    """A block being written sequentially straight into the store."""
+
+    __slots__ = ("index", "key", "writer")
+
+    def __init__(self, index: int, key: str, writer: BlockWriter) -> None:
+        self.index = index
+        self.key = key
+        self.writer = writer

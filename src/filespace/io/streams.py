@@ -9,6 +9,25 @@ from typing import IO, Any
 DEFAULT_BUFFER = 1024 * 1024
 
 
+class CommittingWriter(io.BufferedWriter):
+    """A ``BufferedWriter`` whose ``flush`` also commits: the raw file's flush runs too.
+
+    (``io.BufferedWriter.flush`` only hands its buffer to the raw stream.)
+    """
+
+    def flush(self) -> None:
+        super().flush()
+        self.raw.flush()
+
+
+class CommittingRandom(io.BufferedRandom):
+    """A ``BufferedRandom`` whose ``flush`` also commits, like ``CommittingWriter``."""
+
+    def flush(self) -> None:
+        super().flush()
+        self.raw.flush()
+
+
 @dataclass(frozen=True, slots=True)
 class Mode:
     """A parsed ``open`` mode."""
@@ -73,9 +92,9 @@ def wrap(
     size = DEFAULT_BUFFER if buffering in (-1, 1) else buffering
     buffered: io.BufferedIOBase
     if mode.updating:
-        buffered = io.BufferedRandom(raw, size)
+        buffered = CommittingRandom(raw, size)
     elif mode.writing or mode.appending:
-        buffered = io.BufferedWriter(raw, size)
+        buffered = CommittingWriter(raw, size)
     else:
         buffered = io.BufferedReader(raw, size)
     if mode.binary:

@@ -43,6 +43,15 @@ class ObjectSummary:
     etag: str  # without quotes
 
 
+@dataclass(frozen=True, slots=True)
+class ObjectStamp:
+    """One object of a listing, with when it was last written."""
+
+    key: str
+    size: int
+    modified: float  # Unix seconds, as the server's clock saw it
+
+
 class S3AccessError(Exception):
     """S3 refused or could not be reached; ``code`` says which."""
 
@@ -131,6 +140,18 @@ class S3Client:
                 for item in page.get("Contents", ()):
                     yield ObjectSummary(
                         key=item["Key"], size=int(item["Size"]), etag=strip_etag(item["ETag"])
+                    )
+
+    def list_stamped(self, prefix: str = "") -> Iterator[ObjectStamp]:
+        """Every object under ``prefix`` with its LastModified, one page in memory at a time."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        with _mapped_errors(f"s3://{self.target.bucket}/{prefix}"):
+            for page in paginator.paginate(Bucket=self.target.bucket, Prefix=prefix):
+                for item in page.get("Contents", ()):
+                    yield ObjectStamp(
+                        key=item["Key"],
+                        size=int(item["Size"]),
+                        modified=item["LastModified"].timestamp(),
                     )
 
     def check_bucket(self) -> None:

@@ -1,0 +1,385 @@
+"""``filespace://`` for fsspec, so pandas, PyArrow and Dask read and write a filespace.
+
+::
+
+    import pandas as pd
+
+    df = pd.read_csv("filespace:///data/x.csv", storage_options={"location": "./demo.filespace"})
+
+Storage options: ``location`` (a filespace directory or engine URL; default:
+the ``FILESPACE`` environment variable), ``key`` (the filespace key; default:
+found as ``filespace.open`` finds it), ``cache_dir`` and ``cache_size_mb`` (the
+external-read cache, as for ``filespace.open``) and ``auto_mkdir`` (writing a file
+creates its missing parent directories, as object stores behave; default on).
+``filespace:///a/b`` and ``filespace://a/b`` both name ``/a/b``.
+
+The class is thin: fsspec's primitives map onto ``fsp.fs``, whose errors are
+already the built-in ``OSError`` subclasses fsspec expects. Reading returns an
+the stream ``fsp.fs.open`` gives (an ``io.BufferedReader``; for an external
+file one that passes each read's size down to its prefetcher) with fsspec's
+``size`` and ``path`` set on it; writing returns the stream ``fsp.fs.open``
+gives, committed when closed.
+
+fsspec keeps one instance per set of options *and thread*; they all share one
+open ``Filespace`` per location and key in this process, closed at exit (or by
+``close()``); a forked child opens its own. An instance pickles as its options
+with the location made absolute, so Dask workers reopen the same filespace.
+
+Symbolic links: ``info`` of a link describes its target (``islink`` says it is
+one). In ``ls`` a link to a directory has type ``"link"``, so ``walk``/``find``
+do not descend through links (a link may point at its own ancestor), as
+``os.walk`` does not by default.
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import errno
+import io
+import os
+import posixpath
+import shutil
+import threading
+from datetime import UTC, datetime
+from typing import IO, Any, cast
+
+from fsspec.spec import AbstractFileSystem, make_instance
+from fsspec.utils import stringify_path
+
+from filespace.meta import is_engine_url
+from filespace.models import DirEntry
+from filespace.space import Filespace
+from filespace.space import open as open_filespace
+
+__all__ = ["FilespaceFileSystem", "close_shared_filespaces"]
+
+LOCATION_ENV = "FILESPACE"
+_COPY_CHUNK = 4 * 1024 * 1024
+_MAX_LINK_HOPS = 40
+_TYPES = {"file": "file", "dir": "directory", "link": "link"}
+
+_OpenOptions = tuple[str, str | bytes | None, str | None, int]  # location, key, cache
+_spaces: dict[_OpenOptions, Filespace] = {}
+_spaces_lock = threading.Lock()
+
+
+def _shared(options: _OpenOptions) -> Filespace:
+    """The process's open filespace for these options, opened on first use."""
+    with _spaces_lock:
+        space = _spaces.get(options)
+        if space is None or space.closed:
+            location, key, cache_dir, cache_size_mb = options
+            space = open_filespace(
+                location, key=key, cache_dir=cache_dir, cache_size_mb=cache_size_mb
+            )
+            _spaces[options] = space
+        return space
+
+
+def _release(options: _OpenOptions) -> None:
+    with _spaces_lock:
+        space = _spaces.pop(options, None)
+    if space is not None:
+        space.close()
+
+
+@atexit.register
+def close_shared_filespaces() -> None:
+    """Sync and close every filespace opened through fsspec in this process."""
+    with _spaces_lock:
+        spaces = list(_spaces.values())
+        _spaces.clear()
+    for space in spaces:
+        space.close()
+
+
+def _forget_after_fork() -> None:
+    """A forked child must not use (or close) its parent's connections: it reopens."""
+    _spaces.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+def _absolute(location: str | os.PathLike[str]) -> str:
+    text = os.fspath(location)
+    if is_engine_url(text) or "://" in text:
+        return text
+    return os.path.abspath(os.path.expanduser(text))
+
+
+class FilespaceFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is untyped
+    """fsspec's filesystem interface over one filespace."""
+
+    protocol = "filespace"
+    root_marker = "/"
+
+    def __init__(
+        self,
+        *,
+        location: str | os.PathLike[str] | None = None,
+        key: str | bytes | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        cache_size_mb: int = 1024,
+        auto_mkdir: bool = True,
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
+        given = location if location is not None else os.environ.get(LOCATION_ENV)
+        if not given:
+            raise ValueError(
+                "no filespace location: pass storage_options={'location': ...} "
+                f"or set {LOCATION_ENV}"
+            )
+        self.location = _absolute(given)
+        self.auto_mkdir = auto_mkdir
+        cache = None if cache_dir is None else os.path.abspath(os.fspath(cache_dir))
+        self._options: _OpenOptions = (self.location, key, cache, cache_size_mb)
+        _shared(self._options)  # a bad location or key fails here, not at first use
+
+    def __repr__(self) -> str:
+        return f"FilespaceFileSystem(location={self.location!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        options = {**self.storage_options, "location": self.location}
+        if self._options[2] is not None:
+            options["cache_dir"] = self._options[2]
+        return make_instance, (type(self), self.storage_args, options)
+
+    @property
+    def filespace(self) -> Filespace:
+        """The open filespace (shared by every instance with this location and key)."""
+        return _shared(self._options)
+
+    @property
+    def fsid(self) -> str:
+        return f"filespace_{self.filespace.id}"
+
+    def close(self) -> None:
+        """Sync and close the shared filespace; the next use opens it again."""
+        _release(self._options)
+
+    # -- paths ----------------------------------------------------------------------
+    @classmethod
+    def _strip_protocol(cls, path: Any) -> Any:
+        if isinstance(path, list):
+            return [cls._strip_protocol(item) for item in path]
+        text: str = stringify_path(path)
+        for prefix in ("filespace://", "filespace::"):
+            if text.startswith(prefix):
+                text = text[len(prefix) :]
+                break
+        return "/" + text.strip("/")
+
+    @staticmethod
+    def _get_kwargs_from_urls(path: str) -> dict[str, Any]:
+        return {}
+
+    # -- queries --------------------------------------------------------------------
+    def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
+        path = self._strip_protocol(path)
+        fs = self.filespace.fs
+        try:
+            entries = fs.read_dir(path)
+        except NotADirectoryError:
+            return [self.info(path)] if detail else [path]
+        base = path.rstrip("/")
+        infos = [self._describe(f"{base}/{entry.name}", entry, follow=False) for entry in entries]
+        return infos if detail else [info["name"] for info in infos]
+
+    def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        path = self._strip_protocol(path)
+        return self._describe(path, self.filespace.fs.get_entry(path), follow=True)
+
+    def _describe(self, path: str, entry: DirEntry, *, follow: bool) -> dict[str, Any]:
+        """fsspec's info dict of an entry; a link takes its target's type and size."""
+        info: dict[str, Any] = {
+            "name": path,
+            "size": entry.size,
+            "type": _TYPES[entry.type],
+            "created": entry.ctime,
+            "mtime": entry.mtime,
+            "islink": entry.is_link(),
+            "file_id": entry.file_id_external,
+            "external": dataclasses.asdict(entry.external) if entry.external else None,
+        }
+        if entry.is_link():
+            info["destination"] = self.filespace.fs.read_symlink(path)
+            target = self._follow(path, entry)
+            if target is not None and (target.is_file() or follow):
+                info["type"] = _TYPES[target.type]
+                info["size"] = target.size
+                info["external"] = dataclasses.asdict(target.external) if target.external else None
+        return info
+
+    def _follow(self, path: str, entry: DirEntry) -> DirEntry | None:
+        """The entry a link finally points at, or ``None`` if it dangles or loops."""
+        fs = self.filespace.fs
+        for _ in range(_MAX_LINK_HOPS):
+            if not entry.is_link():
+                return entry
+            target = fs.read_symlink(path)
+            path = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+            try:
+                entry = fs.get_entry(path)
+            except (OSError, ValueError):
+                return None
+        return None
+
+    def created(self, path: str) -> datetime:
+        return datetime.fromtimestamp(self.info(path)["created"], tz=UTC)
+
+    def modified(self, path: str) -> datetime:
+        return datetime.fromtimestamp(self.info(path)["mtime"], tz=UTC)
+
+    # -- data -------------------------------------------------------------------------
+    def _open(
+        self,
+        path: str,
+        mode: str = "rb",
+        block_size: int | None = None,
+        autocommit: bool = True,
+        cache_options: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> IO[bytes]:
+        if not autocommit:
+            raise NotImplementedError(
+                "filespace files commit when closed; fsspec transactions are not supported"
+            )
+        path = self._strip_protocol(path)
+        fs = self.filespace.fs
+        if mode == "rb":
+            reader: Any = fs.open(path, "rb", buffering=block_size or -1)
+            try:
+                reader.size = reader.seek(0, io.SEEK_END)  # what fsspec's callers look for
+                reader.seek(0)
+            except BaseException:
+                reader.close()
+                raise
+            reader.path = path
+            return cast(IO[bytes], reader)
+        if self.auto_mkdir:
+            self.makedirs(self._parent(path), exist_ok=True)
+        stream: IO[bytes] = fs.open(path, mode, buffering=block_size or -1)
+        return stream
+
+    def cat_file(
+        self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
+    ) -> bytes:
+        """Bytes ``[start, end)`` of a file (negative: from its end): one seek, one read."""
+        path = self._strip_protocol(path)
+        with self.filespace.fs.open(path, "rb") as handle:
+            size = handle.seek(0, io.SEEK_END)
+            first = _bound(start, size, 0)
+            last = _bound(end, size, size)
+            if first >= last:
+                return b""
+            handle.seek(first)
+            data: bytes = handle.read(last - first)
+            return data
+
+    def pipe_file(self, path: str, value: bytes, mode: str = "overwrite", **kwargs: Any) -> None:
+        with self.open(path, "xb" if mode == "create" else "wb", **kwargs) as handle:
+            handle.write(value)
+
+    def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
+        """Copy a file's bytes into a new native file (a directory: make it)."""
+        path1, path2 = self._strip_protocol(path1), self._strip_protocol(path2)
+        fs = self.filespace.fs
+        if fs.dir_exists(path1):
+            self.makedirs(path2, exist_ok=True)
+            return
+        with fs.open(path1, "rb", buffering=0) as source, self.open(path2, "wb") as target:
+            shutil.copyfileobj(source, target, _COPY_CHUNK)
+
+    # -- namespace ----------------------------------------------------------------------
+    def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
+        path = self._strip_protocol(path)
+        if self.exists(path):
+            raise FileExistsError(errno.EEXIST, "file exists", path)
+        if create_parents:
+            self.makedirs(path, exist_ok=True)
+        else:
+            self.filespace.fs.create_dir(path)
+
+    def makedirs(self, path: str, exist_ok: bool = False) -> None:
+        path = self._strip_protocol(path)
+        fs = self.filespace.fs
+        if fs.dir_exists(path):
+            if exist_ok:
+                return
+            raise FileExistsError(errno.EEXIST, "directory exists", path)
+        current = ""
+        for name in path.strip("/").split("/"):
+            current = f"{current}/{name}"
+            try:
+                fs.create_dir(current)
+            except FileExistsError:
+                if not fs.dir_exists(current):
+                    raise
+
+    def rmdir(self, path: str) -> None:
+        self.filespace.fs.delete_dir(self._strip_protocol(path))
+
+    def rm_file(self, path: str) -> None:
+        self.filespace.fs.delete(self._strip_protocol(path))
+
+    def rm(self, path: Any, recursive: bool = False, maxdepth: int | None = None) -> None:
+        """Delete files, links and (with ``recursive``) directories with everything in them."""
+        items = path if isinstance(path, list) else [path]
+        literal = maxdepth is None and not any(_has_magic(str(item)) for item in items)
+        if literal:
+            paths = [self._strip_protocol(item) for item in items]
+        else:
+            paths = self.expand_path(path, recursive=recursive, maxdepth=maxdepth)
+        fs = self.filespace.fs
+        for name in sorted(set(paths), reverse=True):  # children before their parents
+            entry = fs.get_entry(name)
+            if not entry.is_dir():
+                fs.delete(name)
+            elif recursive:
+                fs.delete_dir(name, recursive=True)
+            else:
+                raise IsADirectoryError(errno.EISDIR, "is a directory (pass recursive=True)", name)
+
+    def mv(
+        self,
+        path1: Any,
+        path2: Any,
+        recursive: bool = False,
+        maxdepth: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Rename in place (no copy); into ``path2`` if it is a directory, as ``shutil.move``.
+
+        A file at ``path2`` is replaced (deleted first: not atomic). Globs and
+        lists fall back to fsspec's copy-then-delete.
+        """
+        if not isinstance(path1, str) or not isinstance(path2, str) or _has_magic(path1):
+            super().mv(path1, path2, recursive=recursive, maxdepth=maxdepth, **kwargs)
+            return
+        source, target = self._strip_protocol(path1), self._strip_protocol(path2)
+        if source == target:
+            return
+        fs = self.filespace.fs
+        entry = fs.get_entry(source)
+        if fs.dir_exists(target):
+            target = posixpath.join(target, posixpath.basename(source))
+        elif self.auto_mkdir:
+            self.makedirs(self._parent(target), exist_ok=True)
+        if fs.file_exists(target) and not entry.is_dir():
+            fs.delete(target)
+        fs.move(source, target)
+
+
+def _bound(value: int | None, size: int, default: int) -> int:
+    if value is None:
+        return default
+    if value < 0:
+        return max(0, size + value)
+    return min(value, size)
+
+
+def _has_magic(path: str) -> bool:
+    return any(char in path for char in "*?[")

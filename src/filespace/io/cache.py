@@ -1,0 +1,277 @@
+"""The block cache of external files: memory, then disk, loading each block once.
+
+A block is named by ``(namespace, index)``. The namespace hashes what the
+bytes belong to: the data store (or URL), the object key, the checksum (ETag)
+and size seen at link time, and the block size. A changed object is linked
+with a new checksum, so it can never be served an old entry; objects without
+a checksum are not cached at all (nothing tells their versions apart).
+
+- Memory: an LRU of blocks bounded in bytes, per ``BlockCache`` (so per open
+  ``Filespace``).
+- Disk: :class:`~filespace.io.diskcache.DiskTier` under
+  ``<cache root>/<filespace id>``, bounded by ``cache_size_mb`` (0: no disk
+  tier), shared with other processes. Blocks are written by a background
+  thread; when the disk falls behind by more than ``_MAX_PENDING`` bytes,
+  new blocks skip the disk rather than slow the reader down.
+- Single flight: ``claim`` hands the first asker of a missing block the job of
+  loading it and everyone else a future of the same bytes, so concurrent
+  misses on one block cost one request.
+
+The cache root is ``cache_dir`` if given, else ``$FILESPACE_CACHE_DIR``, else
+``$XDG_CACHE_HOME/filespace``, else ``~/.cache/filespace``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import weakref
+from collections import OrderedDict, deque
+from collections.abc import Sequence
+from concurrent.futures import Future
+from pathlib import Path
+
+from filespace.io.diskcache import DiskTier
+
+BlockKey = tuple[str, int]
+"""``(namespace, block index)``."""
+
+CACHE_ENV = "FILESPACE_CACHE_DIR"
+DEFAULT_MEMORY = 128 * 1024 * 1024
+_MAX_PENDING = 64 * 1024 * 1024
+_WRITER_IDLE_S = 2.0
+_STREAMS_REMEMBERED = 4096
+_DISK_FAILURES = 3  # consecutive refused writes before the disk tier is given up
+
+
+class Cancelled(Exception):
+    """The load of a block was abandoned before it started; ask again."""
+
+
+def namespace(source: str, checksum: str, size: int, block_size: int) -> str:
+    """The namespace of an object's blocks (32 hex digits)."""
+    text = f"{source}\x00{checksum}\x00{size}\x00{block_size}"
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where filespace caches live (one sub-directory per filespace id)."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    configured = os.environ.get(CACHE_ENV)
+    if configured:
+        return Path(configured)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
+    return base / "filespace"
+
+
+class BlockCache:
+    """Blocks of external files in memory and on disk, loaded once at a time."""
+
+    def __init__(
+        self,
+        directory: Path | None,
+        capacity: int,
+        *,
+        memory: int = DEFAULT_MEMORY,
+    ) -> None:
+        self.disk: DiskTier | None = None
+        if directory is not None and capacity > 0:
+            self.disk = DiskTier(directory, capacity)
+        self._memory_limit = memory
+        self._memory: OrderedDict[BlockKey, memoryview] = OrderedDict()
+        self._memory_bytes = 0
+        self._flights: dict[BlockKey, Future[memoryview]] = {}
+        self._streamed: OrderedDict[str, None] = OrderedDict()  # namespaces, most recent last
+        self._lock = threading.Lock()
+        # The disk writer.
+        self._queue: deque[tuple[BlockKey, memoryview]] = deque()
+        self._pending = 0
+        self._writing = False
+        self._writer: threading.Thread | None = None
+        self._wake = threading.Condition(self._lock)
+        self._disk_failures = 0
+        self.dropped = 0  # blocks that skipped the disk because it fell behind
+        _caches.add(self)
+
+    @classmethod
+    def for_filespace(
+        cls,
+        filespace_id: str,
+        cache_dir: str | os.PathLike[str] | None,
+        cache_size_mb: int,
+    ) -> BlockCache:
+        """The cache of one filespace, as ``filespace.open`` configures it."""
+        directory = cache_root(cache_dir) / filespace_id / "v1"
+        return cls(directory, cache_size_mb * 1024 * 1024)
+
+    def __repr__(self) -> str:
+        return f"BlockCache(disk={self.disk!r}, memory={self._memory_limit})"
+
+    # -- memory and single flight ----------------------------------------------------
+    def claim(self, keys: Sequence[BlockKey]) -> list[tuple[Future[memoryview], bool]]:
+        """For each key, a future of its bytes and whether the caller must load it.
+
+        A caller that gets ``True`` must end with ``fill``, ``fail`` or
+        ``abandon`` for that key, or other readers wait on it forever.
+        """
+        claimed: list[tuple[Future[memoryview], bool]] = []
+        with self._lock:
+            for key in keys:
+                page = self._memory.get(key)
+                if page is not None:
+                    self._memory.move_to_end(key)
+                    done: Future[memoryview] = Future()
+                    done.set_result(page)
+                    claimed.append((done, False))
+                    continue
+                flight = self._flights.get(key)
+                if flight is not None:
+                    claimed.append((flight, False))
+                    continue
+                flight = Future()
+                self._flights[key] = flight
+                claimed.append((flight, True))
+        return claimed
+
+    def fill(
+        self, key: BlockKey, data: memoryview, *, memory: bool = True, disk: bool = True
+    ) -> None:
+        """A claimed block arrived: keep it in the tiers asked for and wake its readers."""
+        with self._lock:
+            if memory:
+                self._remember(key, data)
+            flight = self._flights.pop(key, None)
+            if disk:
+                self._enqueue(key, data)
+        if flight is not None:
+            flight.set_result(data)
+
+    def fail(self, key: BlockKey, error: BaseException) -> None:
+        """A claimed block could not be loaded: its readers get ``error``."""
+        with self._lock:
+            flight = self._flights.pop(key, None)
+        if flight is not None:
+            flight.set_exception(error)
+
+    def abandon(self, key: BlockKey) -> None:
+        """A claimed block will not be loaded after all (readers ask again)."""
+        self.fail(key, Cancelled())
+
+    def _remember(self, key: BlockKey, data: memoryview) -> None:
+        size = len(data)
+        if size > self._memory_limit:
+            return
+        old = self._memory.pop(key, None)
+        if old is not None:
+            self._memory_bytes -= len(old)
+        self._memory[key] = data
+        self._memory_bytes += size
+        while self._memory_bytes > self._memory_limit:
+            _, evicted = self._memory.popitem(last=False)
+            self._memory_bytes -= len(evicted)
+
+    def streamed_before(self, namespace: str) -> bool:
+        """Note that an object is being streamed; whether it was before (by any process).
+
+        Streams are admitted to the disk tier on their second pass, so a
+        one-off scan of a big object does not push everything else out.
+        """
+        with self._lock:
+            seen = namespace in self._streamed
+            self._streamed[namespace] = None
+            self._streamed.move_to_end(namespace)
+            if len(self._streamed) > _STREAMS_REMEMBERED:
+                self._streamed.popitem(last=False)
+            disk = self.disk
+        if disk is not None:
+            seen = disk.mark(namespace) or seen
+        return seen
+
+    def read_disk(self, key: BlockKey, length: int) -> memoryview | None:
+        """The block from the disk tier, if there intact (call for claimed keys)."""
+        if self.disk is None:
+            return None
+        return self.disk.get(key[0], key[1], length)
+
+    # -- the disk writer -------------------------------------------------------------
+    def _enqueue(self, key: BlockKey, data: memoryview) -> None:
+        """Queue a block for the disk (the lock is held)."""
+        if self.disk is None:
+            return
+        if self._pending + len(data) > _MAX_PENDING:
+            self.dropped += 1
+            return
+        self._queue.append((key, data))
+        self._pending += len(data)
+        if self._writer is None:
+            self._writer = threading.Thread(
+                target=self._write_loop, name="filespace-cache-writer", daemon=True
+            )
+            self._writer.start()
+        elif not self._writing:
+            self._wake.notify_all()  # (flush() waits on the same condition)
+
+    def _write_loop(self) -> None:
+        disk = self.disk
+        assert disk is not None
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._wake.wait(_WRITER_IDLE_S)
+                if not self._queue:
+                    self._writer = None  # idle: the next block starts a new thread
+                    self._wake.notify_all()
+                    return
+                key, data = self._queue.popleft()
+                self._writing = True
+            try:
+                stored = disk.put(key[0], key[1], data)
+            except Exception:  # noqa: BLE001 - a cache write must never break a read
+                stored = False
+            with self._lock:
+                self._writing = False
+                self._pending -= len(data)
+                self._disk_failures = 0 if stored else self._disk_failures + 1
+                if self._disk_failures >= _DISK_FAILURES:
+                    self.disk = None  # the disk keeps refusing: run from memory
+                    self._queue.clear()
+                    self._pending = 0
+                if not self._queue:
+                    self._wake.notify_all()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until queued blocks are on disk; ``False`` if ``timeout`` passed first."""
+        with self._lock:
+            return self._wake.wait_for(
+                lambda: not self._queue and not self._writing, timeout=timeout
+            )
+
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's threads, loads and locks are not here."""
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._flights.clear()
+        self._queue.clear()
+        self._pending = 0
+        self._writing = False
+        self._writer = None
+
+    def clear_memory(self) -> None:
+        """Forget the memory tier (the disk tier stays)."""
+        with self._lock:
+            self._memory.clear()
+            self._memory_bytes = 0
+
+
+_caches: weakref.WeakSet[BlockCache] = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    for cache in list(_caches):
+        cache._after_fork()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)

@@ -1,0 +1,234 @@
+"""The disk tier of the block cache: one file per block, shared between processes.
+
+Layout, under ``<cache root>/<filespace id>/v1/``::
+
+    ab/ab12…ef.17        block 17 of the object whose namespace is ab12…ef
+    ab/ab12…ef.seen      (empty) that object was streamed before
+    ab/.tmp.<pid>.<rand> a block being written
+
+A file is a 48-byte header (magic, namespace, block index, length, CRC-32 of
+the data) and the data. It is written to a temporary name and renamed into
+place, so a reader sees a whole file or none; a reader checks the header, the
+file's length and the CRC, and treats any mismatch (a torn, truncated or
+corrupted file, or one at the wrong name) as a miss and removes it. Nothing is
+fsync'ed: after a crash the checks turn damage into misses.
+
+The tier is bounded by ``capacity`` bytes of files. Least recently used files go
+first: a hit bumps the file's mtime, and eviction scans the directory and
+removes the oldest files until the total is under 90 % of the bound. Each
+process keeps a running total of what it wrote and rescans after writing a
+sixteenth of the bound, so several processes sharing the directory stay
+within the bound give or take that much each. Files vanishing under a scan
+(another process evicting) are expected and skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import struct
+import threading
+import time
+import zlib
+from pathlib import Path
+
+_MAGIC = b"FSBLK\x00\x01\x00"
+_HEADER = struct.Struct("<8s16sQQI4x")  # magic, namespace, index, length, crc32
+HEADER_SIZE = _HEADER.size
+_LOW_WATER = 0.9
+_RESCAN_FRACTION = 16
+_STALE_TEMP_S = 600.0
+_TEMP_PREFIX = ".tmp."
+_MARK_SUFFIX = ".seen"
+
+
+class DiskTier:
+    """Block files in one directory, bounded in total size, LRU by mtime."""
+
+    def __init__(self, directory: Path, capacity: int) -> None:
+        self.directory = directory
+        self.capacity = capacity
+        self._lock = threading.Lock()
+        self._usage: int | None = None  # bytes of files, as of the last scan plus writes since
+        self._written_since_scan = 0
+        self._ready = False
+
+    def __repr__(self) -> str:
+        return f"DiskTier({str(self.directory)!r}, capacity={self.capacity})"
+
+    def _path(self, namespace: str, index: int) -> Path:
+        return self.directory / namespace[:2] / f"{namespace}.{index}"
+
+    # -- reading -------------------------------------------------------------------
+    def get(self, namespace: str, index: int, length: int) -> memoryview | None:
+        """The block's ``length`` bytes if a whole, intact file holds them."""
+        path = self._path(namespace, index)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            header = bytearray(HEADER_SIZE)
+            data = bytearray(length)
+            whole = os.fstat(fd).st_size == HEADER_SIZE + length
+            if (
+                whole
+                and os.readv(fd, [header, data]) == HEADER_SIZE + length
+                and self._valid(header, namespace, index, data)
+            ):
+                with contextlib.suppress(OSError):
+                    os.utime(fd)  # most recently used
+                return memoryview(data)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        self._discard(path)
+        return None
+
+    @staticmethod
+    def _valid(header: bytearray, namespace: str, index: int, data: bytearray) -> bool:
+        magic, name, stored_index, stored_length, crc = _HEADER.unpack(header)
+        return bool(
+            magic == _MAGIC
+            and name == bytes.fromhex(namespace)
+            and stored_index == index
+            and stored_length == len(data)
+            and crc == zlib.crc32(data)
+        )
+
+    def _discard(self, path: Path) -> None:
+        """Remove a damaged file (best effort: another process may have replaced it)."""
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except OSError:
+            return
+        with self._lock:
+            if self._usage is not None:
+                self._usage -= size
+
+    def mark(self, namespace: str) -> bool:
+        """Leave (or refresh) an empty marker for ``namespace``; whether one was there.
+
+        Markers are how processes tell each other an object was streamed before;
+        being empty, they cost no room and go with the oldest files on eviction.
+        """
+        path = self.directory / namespace[:2] / f"{namespace}{_MARK_SUFFIX}"
+        try:
+            os.utime(path)
+            return True
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return False
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            path.touch()
+        except OSError:
+            pass
+        return False
+
+    # -- writing -------------------------------------------------------------------
+    def put(self, namespace: str, index: int, data: memoryview) -> bool:
+        """Store a block; ``False`` if the disk refused (the caller may give up on it)."""
+        size = HEADER_SIZE + len(data)
+        if size > self.capacity:
+            return True  # never fits; not a failure
+        self._make_room(size)
+        path = self._path(namespace, index)
+        header = _HEADER.pack(_MAGIC, bytes.fromhex(namespace), index, len(data), zlib.crc32(data))
+        temp = path.parent / f"{_TEMP_PREFIX}{os.getpid()}.{secrets.token_hex(6)}"
+        try:
+            try:
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileNotFoundError:
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                _write_all(fd, [header, data])
+            finally:
+                os.close(fd)
+            os.replace(temp, path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+            return False
+        with self._lock:
+            if self._usage is not None:
+                self._usage += size
+            self._written_since_scan += size
+        return True
+
+    def _make_room(self, incoming: int) -> None:
+        with self._lock:
+            rescan = (
+                self._usage is None
+                or self._written_since_scan >= self.capacity // _RESCAN_FRACTION
+                or self._usage + incoming > self.capacity
+            )
+        if rescan:
+            self.trim(incoming)
+
+    def trim(self, incoming: int = 0) -> int:
+        """Rescan, then evict oldest files until ``incoming`` more bytes fit; the new total."""
+        if not self._ready:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._ready = True
+        files = self._scan()
+        total = sum(size for _, size, _ in files)
+        if total + incoming > self.capacity:
+            goal = int(self.capacity * _LOW_WATER) - incoming
+            files.sort(key=lambda item: item[0])
+            for _, size, path in files:
+                if total <= goal:
+                    break
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+                total -= size  # gone, whoever removed it
+        with self._lock:
+            self._usage = total
+            self._written_since_scan = 0
+        return total
+
+    def _scan(self) -> list[tuple[float, int, str]]:
+        """(mtime, size, path) of every block file; removes abandoned temporary files."""
+        found: list[tuple[float, int, str]] = []
+        now = time.time()
+        try:
+            shards = list(os.scandir(self.directory))
+        except FileNotFoundError:
+            return found
+        for shard in shards:
+            try:
+                entries = list(os.scandir(shard.path))
+            except (NotADirectoryError, FileNotFoundError):
+                continue
+            for entry in entries:
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if entry.name.startswith(_TEMP_PREFIX):
+                    if now - info.st_mtime > _STALE_TEMP_S:
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(entry.path)
+                    continue
+                found.append((info.st_mtime, info.st_size, entry.path))
+        return found
+
+    def usage(self) -> int:
+        """Bytes of block files in the directory now (a fresh scan)."""
+        return sum(size for _, size, _ in self._scan())
+
+
+def _write_all(fd: int, parts: list[bytes | memoryview]) -> None:
+    views = [memoryview(part).cast("B") for part in parts]
+    while views:
+        written = os.writev(fd, views)
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if views and written:
+            views[0] = views[0][written:]

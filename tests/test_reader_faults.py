@@ -1,0 +1,189 @@
+"""External reads when things go wrong: resets, SlowDown, a paused or restarted
+server, short-lived URLs. Faults come from the real server (pause, restart) or
+from ``benchmarks/wan_proxy.py`` run as a loopback proxy process."""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from filespace import Filespace
+from filespace.io.prefetch import BLOCK_SIZE
+from filespace.testing import SeaweedS3
+from tests.fsfixtures import store_config
+
+B = BLOCK_SIZE
+PROXY = Path(__file__).resolve().parent.parent / "benchmarks" / "wan_proxy.py"
+
+
+class Proxy:
+    """A running ``wan_proxy.py``; ``log()`` stops it and returns what it printed."""
+
+    def __init__(self, server: SeaweedS3, *options: str) -> None:
+        target = server.endpoint.removeprefix("http://")
+        self._proc = subprocess.Popen(
+            [sys.executable, str(PROXY), "--target", target, "--log", *options],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._proc.stdout is not None
+        self.endpoint = "http://" + self._proc.stdout.readline().split()[1]
+        self._log: list[str] | None = None
+
+    def log(self) -> list[str]:
+        if self._log is None:
+            self._proc.kill()
+            out, _ = self._proc.communicate()
+            self._log = out.splitlines()
+        return self._log
+
+
+@pytest.fixture
+def proxied(
+    connected: Filespace, s3_server: SeaweedS3, s3_admin: Any, bucket: str
+) -> Iterator[Callable[..., tuple[Proxy, bytes]]]:
+    """Makes a proxy with the given options, a store ``p`` through it and ``/p.bin``."""
+    proxies: list[Proxy] = []
+
+    def make(*options: str, size: int = 4 * B + 99) -> tuple[Proxy, bytes]:
+        proxy = Proxy(s3_server, "--delay-ms", "0", "--rate-mb-s", "0", *options)
+        proxies.append(proxy)
+        data = os.urandom(size)
+        etag = s3_admin.put_object(Bucket=bucket, Key="p.bin", Body=data)["ETag"].strip('"')
+        config = store_config(s3_server, bucket, endpoint=proxy.endpoint)
+        connected.connect.add_data_store("p", config)
+        # Size and checksum given: no HeadObject, so every connection is a read's.
+        connected.connect.link_file("/p.bin", "p", "p.bin", size=size, checksum=etag)
+        return proxy, data
+
+    yield make
+    for proxy in proxies:
+        proxy.log()
+
+
+def test_reset_connections_are_retried(
+    connected: Filespace, proxied: Callable[..., tuple[Proxy, bytes]]
+) -> None:
+    proxy, data = proxied("--reset-first", "3")
+    assert connected.fs.read_file("/p.bin") == data
+    assert sum(line == "reset" for line in proxy.log()) == 3
+
+
+def test_a_body_cut_short_resumes_where_it_stopped(
+    connected: Filespace, proxied: Callable[..., tuple[Proxy, bytes]]
+) -> None:
+    proxy, data = proxied("--reset-first", "2", "--reset-after", str(B + 1000), size=12 * B)
+    with connected.fs.open("/p.bin", "rb", buffering=0) as raw:
+        got = bytearray()
+        while chunk := raw.read(12 * B):
+            got += chunk
+    assert got == data
+    log = proxy.log()
+    assert sum(line.startswith("reset after") for line in log) == 2
+    # The retries asked only for what was missing: no range starts at 0 twice.
+    starts = [line.split("range=bytes=")[1].split("-")[0] for line in log if "range=" in line]
+    assert starts.count("0") == 1
+
+
+def test_slowdown_is_retried(
+    connected: Filespace, proxied: Callable[..., tuple[Proxy, bytes]]
+) -> None:
+    proxy, data = proxied("--slowdown-first", "2")
+    with connected.fs.open("/p.bin", "rb", buffering=0) as raw:
+        raw.seek(7)
+        assert raw.read(10) == data[7:17]
+    assert sum(line == "slowdown" for line in proxy.log()) == 2
+
+
+def test_concurrent_misses_on_a_block_load_it_once(
+    connected: Filespace, proxied: Callable[..., tuple[Proxy, bytes]]
+) -> None:
+    proxy, data = proxied("--delay-ms", "200")  # long enough for all to pile up
+    start = threading.Barrier(6)
+    results: list[bytes] = []
+
+    def read() -> None:
+        start.wait()
+        with connected.fs.open("/p.bin", "rb") as handle:
+            handle.seek(B + 5)
+            results.append(handle.read(100))
+
+    threads = [threading.Thread(target=read) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [data[B + 5 : B + 105]] * 6
+    block_gets = [line for line in proxy.log() if f"range=bytes={B}-{2 * B - 1}" in line]
+    assert len(block_gets) == 1
+
+
+def test_server_restart_mid_read(
+    connected: Filespace, s3_server: SeaweedS3, s3_admin: Any, bucket: str
+) -> None:
+    data = os.urandom(40 * B)
+    s3_admin.put_object(Bucket=bucket, Key="r.bin", Body=data)
+    connected.connect.link_file("/r.bin", "store", "r.bin")
+    with connected.fs.open("/r.bin", "rb") as handle:
+        handle.seek(3 * B)
+        first = handle.read(100)
+        s3_server.restart(grace=1)  # every pooled connection is now dead
+        handle.seek(30 * B)
+        second = handle.read(100)
+        handle.seek(0)
+        rest = handle.read()
+    assert first == data[3 * B : 3 * B + 100]
+    assert second == data[30 * B : 30 * B + 100]
+    assert rest == data
+
+
+def test_lasting_outage_is_eio_naming_the_path(
+    connected: Filespace, s3_server: SeaweedS3, s3_admin: Any, bucket: str
+) -> None:
+    s3_admin.put_object(Bucket=bucket, Key="o.bin", Body=os.urandom(2 * B))
+    connected.connect.link_file("/o.bin", "store", "o.bin")
+    s3_server.pause()  # requests hang: each attempt times out
+    began = time.monotonic()
+    try:
+        with pytest.raises(OSError) as info:
+            connected.fs.read_file("/o.bin")
+    finally:
+        s3_server.resume()
+    assert info.value.errno == errno.EIO
+    assert "/o.bin" in str(info.value)
+    assert "gave up" in str(info.value)
+    assert time.monotonic() - began < 40
+
+
+@pytest.mark.slow
+def test_reads_outlast_short_lived_urls(
+    connected: Filespace, s3_server: SeaweedS3, s3_admin: Any, bucket: str
+) -> None:
+    # Slow on purpose (about 70 s): the store's URLs live one minute, and the
+    # point is a single open handle that keeps reading after its first URL
+    # would have expired. Each read takes a new block, so each one is a request.
+    data = os.urandom(16 * B)
+    s3_admin.put_object(Bucket=bucket, Key="s.bin", Body=data)
+    connected.connect.add_data_store(
+        "short", store_config(s3_server, bucket, url_expiration_minutes=1)
+    )
+    connected.connect.link_file("/s.bin", "short", "s.bin")
+    blocks = list(range(16))
+    random.Random(3).shuffle(blocks)
+    began = time.monotonic()
+    with connected.fs.open("/s.bin", "rb", buffering=0) as raw:
+        for step, block in enumerate(blocks[:15]):
+            time.sleep(max(0.0, began + 5 * step - time.monotonic()))
+            raw.seek(block * B + 3)
+            assert raw.read(1000) == data[block * B + 3 : block * B + 1003]
+    assert time.monotonic() - began > 65
