@@ -27,7 +27,7 @@ from filespace.errors import ExternalReadError, ReadOnlyFileError, StaleFileErro
 from filespace.io import cache, http
 from filespace.io.cache import BlockCache
 from filespace.io.prefetch import BLOCK_SIZE, Reader
-from filespace.io.streams import DEFAULT_BUFFER, Mode, wrap
+from filespace.io.streams import DEFAULT_BUFFER, Mode, PositionedRaw, wrap
 from filespace.meta.records import LinkRecord
 
 UrlProvider = Callable[[bool], str]
@@ -133,7 +133,7 @@ def describe(link: LinkRecord) -> str:
     return f"object {link.object_key!r} in data store {link.data_store_name!r}"
 
 
-class ExternalRawFile(io.RawIOBase):
+class ExternalRawFile(PositionedRaw):
     """A read-only ``io.RawIOBase`` over an ``ExternalObject``, through a block reader."""
 
     def __init__(
@@ -160,27 +160,8 @@ class ExternalRawFile(io.RawIOBase):
     def writable(self) -> bool:
         return False
 
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        self._checkClosed()
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        self._checkClosed()
-        if whence == io.SEEK_SET:
-            position = offset
-        elif whence == io.SEEK_CUR:
-            position = self._pos + offset
-        elif whence == io.SEEK_END:
-            position = self._source.size + offset
-        else:
-            raise ValueError(f"invalid whence ({whence})")
-        if position < 0:
-            raise OSError(22, "negative seek position", self.name)
-        self._pos = position
-        return position
+    def _end(self) -> int:
+        return self._source.size
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         self._checkClosed()
@@ -253,18 +234,4 @@ def open_stream(
     newline: str | None = None,
 ) -> IO[Any]:
     """Wrap ``raw`` as ``open`` would, with the hinting buffered layer."""
-    if buffering == 0 or (mode.binary and (encoding, errors, newline) != (None, None, None)):
-        return wrap(raw, mode, buffering, encoding, errors, newline)  # raw, or wrap's error
-    size = DEFAULT_BUFFER if buffering in (-1, 1) else buffering
-    buffered = ExternalBufferedReader(raw, size)
-    if mode.binary:
-        return buffered
-    text = io.TextIOWrapper(
-        buffered,
-        encoding=encoding or "utf-8",
-        errors=errors,
-        newline=newline,
-        line_buffering=buffering == 1,
-    )
-    text.mode = mode.text  # type: ignore[misc]
-    return text
+    return wrap(raw, mode, buffering, encoding, errors, newline, reader=ExternalBufferedReader)

@@ -29,6 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from filespace.blocks import BlockStore, new_block_key
 from filespace.blocks.base import BlockWriter
+from filespace.io.streams import PositionedRaw
 from filespace.meta.engine import Engine, NoSuchEntry
 from filespace.meta.records import BlockRecord
 
@@ -50,7 +51,7 @@ def _prefetch_pool() -> ThreadPoolExecutor:
         return _prefetcher[0]
 
 
-class NativeRawFile(io.RawIOBase):
+class NativeRawFile(PositionedRaw):
     """An ``io.RawIOBase`` over one native file."""
 
     def __init__(
@@ -98,27 +99,8 @@ class NativeRawFile(io.RawIOBase):
     def writable(self) -> bool:
         return self._writable
 
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        self._checkClosed()
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        self._checkClosed()
-        if whence == io.SEEK_SET:
-            position = offset
-        elif whence == io.SEEK_CUR:
-            position = self._pos + offset
-        elif whence == io.SEEK_END:
-            position = self._size + offset
-        else:
-            raise ValueError(f"invalid whence ({whence})")
-        if position < 0:
-            raise OSError(22, "negative seek position", self.name)
-        self._pos = position
-        return position
+    def _end(self) -> int:
+        return self._size
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         self._checkClosed()

@@ -9,6 +9,38 @@ from typing import IO, Any
 DEFAULT_BUFFER = 1024 * 1024
 
 
+class PositionedRaw(io.RawIOBase):
+    """A seekable raw stream that keeps its own position; subclasses say the size."""
+
+    _pos = 0
+
+    def _end(self) -> int:
+        """The size ``SEEK_END`` counts from."""
+        raise NotImplementedError
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        self._checkClosed()
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._checkClosed()
+        if whence == io.SEEK_SET:
+            position = offset
+        elif whence == io.SEEK_CUR:
+            position = self._pos + offset
+        elif whence == io.SEEK_END:
+            position = self._end() + offset
+        else:
+            raise ValueError(f"invalid whence ({whence})")
+        if position < 0:
+            raise OSError(22, "negative seek position", getattr(self, "name", None))
+        self._pos = position
+        return position
+
+
 class CommittingWriter(io.BufferedWriter):
     """A ``BufferedWriter`` whose ``flush`` also commits: the raw file's flush runs too.
 
@@ -79,6 +111,8 @@ def wrap(
     encoding: str | None = None,
     errors: str | None = None,
     newline: str | None = None,
+    *,
+    reader: type[io.BufferedReader] = io.BufferedReader,
 ) -> IO[Any]:
     """Wrap ``raw`` in the buffered and text layers ``mode`` asks for."""
     if mode.binary and (encoding is not None or errors is not None or newline is not None):
@@ -96,7 +130,7 @@ def wrap(
     elif mode.writing or mode.appending:
         buffered = CommittingWriter(raw, size)
     else:
-        buffered = io.BufferedReader(raw, size)
+        buffered = reader(raw, size)
     if mode.binary:
         return buffered
     text = io.TextIOWrapper(
