@@ -14,81 +14,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from filespace.meta.schema import render_schema
 from filespace.meta.sql import Dialect, SqlEngine, Tx
 
 _BUSY_TIMEOUT_MS = 60_000
 
-SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS settings (
-        name TEXT PRIMARY KEY,
-        value TEXT NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS entries (
-        id INTEGER PRIMARY KEY,
-        parent_id INTEGER REFERENCES entries (id),
-        name TEXT NOT NULL,
-        type TEXT NOT NULL CHECK (type IN ('file', 'dir', 'link')),
-        kind TEXT NOT NULL CHECK (kind IN ('native', 's3', 'http')),
-        size INTEGER NOT NULL CHECK (size >= 0),
-        ctime_ns INTEGER NOT NULL,
-        mtime_ns INTEGER NOT NULL,
-        target TEXT,
-        UNIQUE (parent_id, name)
-    )""",
-    """CREATE TABLE IF NOT EXISTS blocks (
-        entry_id INTEGER NOT NULL REFERENCES entries (id),
-        idx INTEGER NOT NULL,
-        block_key TEXT NOT NULL,
-        length INTEGER NOT NULL,
-        PRIMARY KEY (entry_id, idx)
-    )""",
-    """CREATE TABLE IF NOT EXISTS counters (
-        shard INTEGER PRIMARY KEY,
-        files INTEGER NOT NULL DEFAULT 0,
-        dirs INTEGER NOT NULL DEFAULT 0,
-        symlinks INTEGER NOT NULL DEFAULT 0,
-        entries_size INTEGER NOT NULL DEFAULT 0,
-        data_size INTEGER NOT NULL DEFAULT 0,
-        storage_size INTEGER NOT NULL DEFAULT 0,
-        external_files INTEGER NOT NULL DEFAULT 0,
-        external_size INTEGER NOT NULL DEFAULT 0
-    )""",
-    """CREATE TABLE IF NOT EXISTS data_stores (
-        id INTEGER PRIMARY KEY,
-        uid TEXT NOT NULL UNIQUE,
-        name TEXT NOT NULL UNIQUE,
-        kind TEXT NOT NULL,
-        bucket TEXT NOT NULL,
-        region TEXT NOT NULL,
-        endpoint TEXT NOT NULL,
-        virtual_addressing INTEGER NOT NULL,
-        url_expiration_minutes INTEGER NOT NULL,
-        access_key TEXT NOT NULL,
-        sealed_secret BLOB NOT NULL,
-        key_id TEXT NOT NULL,
-        rekey_state TEXT NOT NULL,
-        created_ns INTEGER NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS external_links (
-        entry_id INTEGER PRIMARY KEY REFERENCES entries (id),
-        data_store_id INTEGER REFERENCES data_stores (id),
-        object_key TEXT,
-        url TEXT,
-        size INTEGER NOT NULL CHECK (size >= 0),
-        checksum TEXT NOT NULL,
-        linked_ns INTEGER NOT NULL,
-        mirror_mark INTEGER
-    )""",
-    """CREATE INDEX IF NOT EXISTS external_links_by_store
-        ON external_links (data_store_id, entry_id)""",
-    """CREATE TABLE IF NOT EXISTS store_counters (
-        data_store_id INTEGER NOT NULL REFERENCES data_stores (id),
-        shard INTEGER NOT NULL,
-        files INTEGER NOT NULL,
-        bytes INTEGER NOT NULL,
-        PRIMARY KEY (data_store_id, shard)
-    )""",
-]
 
 
 class SqliteDialect(Dialect):
@@ -175,7 +105,12 @@ class SqliteDialect(Dialect):
         )
 
     def schema(self) -> list[str]:
-        return list(SCHEMA)
+        return render_schema(
+            int_type="INTEGER",
+            blob_type="BLOB",
+            entry_key="INTEGER PRIMARY KEY",
+            store_key="INTEGER PRIMARY KEY",
+        )
 
     def has_schema(self) -> bool:
         if not self.path.exists():
