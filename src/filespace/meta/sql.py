@@ -146,13 +146,11 @@ class Dialect(ABC):
         """Which counter row this writer adds to."""
         return 0
 
-    def blob(self, value: bytes) -> object:
-        return value
-
     def is_retryable(self, exc: BaseException) -> bool:
         """Whether a failed transaction may simply be run again (lost race, lost link)."""
         return False
 
+    @abstractmethod
     def insert_links(
         self,
         tx: Tx,
@@ -166,24 +164,6 @@ class Dialect(ABC):
         A name already taken is left alone (``ON CONFLICT DO NOTHING``); returns
         how many links were inserted, so the caller sees any shortfall.
         """
-        if not rows:
-            return 0
-        inserted = tx.many(
-            "INSERT INTO entries (parent_id, name, type, kind, size, ctime_ns, mtime_ns) "
-            "VALUES (?, ?, 'file', 's3', ?, ?, ?) ON CONFLICT (parent_id, name) DO NOTHING",
-            [(parent, name, size, now_ns, now_ns) for parent, name, _, size, _ in rows],
-        )
-        if inserted != len(rows):
-            return inserted
-        return tx.many(
-            "INSERT INTO external_links (entry_id, data_store_id, object_key, url, size,"
-            " checksum, linked_ns, mirror_mark) SELECT id, ?, ?, NULL, ?, ?, ?, ? "
-            "FROM entries WHERE parent_id = ? AND name = ?",
-            [
-                (store_id, key, size, etag, now_ns, mark, parent, name)
-                for parent, name, key, size, etag in rows
-            ],
-        )
 
     def lock_moves(self, cursor: Any) -> None:  # noqa: B027 - optional hook
         """Serialize directory moves; a no-op where writers already take turns."""
@@ -332,11 +312,6 @@ class SqlEngine(BulkSqlMixin, Engine):
                     "UPDATE settings SET value = ? WHERE name = 'schema_version'",
                     str(SCHEMA_VERSION),
                 )
-
-    def schema_version(self) -> int:
-        with self._tx(write=False) as tx:
-            row = tx.one("SELECT value FROM settings WHERE name = 'schema_version'")
-        return int(row[0]) if row else 0
 
     def close(self) -> None:
         self.dialect.close()
@@ -734,7 +709,7 @@ class SqlEngine(BulkSqlMixin, Engine):
                     int(store.virtual_addressing),
                     store.url_expiration_minutes,
                     store.access_key,
-                    self.dialect.blob(store.sealed_secret),
+                    store.sealed_secret,
                     store.key_id,
                     store.rekey_state,
                     store.created_ns,
@@ -770,10 +745,7 @@ class SqlEngine(BulkSqlMixin, Engine):
         if unknown:
             raise ValueError(f"cannot change data-store columns {sorted(unknown)}")
         columns = sorted(changes)
-        values = [
-            self.dialect.blob(v) if isinstance(v, bytes) else v
-            for v in (changes[c] for c in columns)
-        ]
+        values = [changes[column] for column in columns]
         with self._tx() as tx:
             if columns:
                 assignments = ", ".join(f"{column} = ?" for column in columns)
