@@ -190,3 +190,70 @@ def test_links_page_is_keyset_ordered(engine: Engine) -> None:
     engine.remove(ids[6])
     page = engine.links_page(store.id, ids[5], 3)
     assert page.entry_ids == [] and not page.has_more
+
+
+def test_create_links_reports_taken_and_missing_and_links_the_rest(engine: Engine) -> None:
+    now = time.time_ns()
+    store = engine.add_store(_store("s"), limit=10)
+    d = engine.create(ROOT_ID, "d", "dir", now)
+    engine.create(d.id, "taken", "file", now)
+    # Names that need escaping in any text protocol must arrive unchanged.
+    odd = "tab\there, new\nline, back\\slash, \u00e9t\u00e9 \U0001f600"
+    rows = [
+        (d.id, "a", "k/a", 10, "e1"),
+        (d.id, "taken", "k/t", 20, "e2"),
+        (987_654, "b", "k/b", 30, "e3"),
+        (d.id, odd, "key\twith\\odd\nbytes", 40, "e4"),
+        (d.id, "a", "k/a-again", 50, "e5"),  # the same path twice in one batch
+    ]
+    failures = engine.create_links(store.id, rows, now)
+    assert failures == [(1, NameTaken), (2, NoSuchEntry), (4, NameTaken)]
+    linked = engine.lookup_many(d.id, ["a", odd])
+    assert set(linked) == {"a", odd}
+    link = engine.get(linked[odd].id)
+    assert link is not None and link.link is not None
+    assert link.link.object_key == "key\twith\\odd\nbytes" and link.link.size == 40
+    assert engine.count_links(store.id) == (2, 50)
+    assert engine.counters()["external_files"] == 2
+    with pytest.raises(NoSuchStore):
+        engine.create_links(987_654, [(d.id, "c", "k/c", 1, "e")], now)
+    assert engine.count_links(store.id) == (2, 50)
+
+
+def test_create_links_of_many_rows_land_whole(engine: Engine) -> None:
+    now = time.time_ns()
+    store = engine.add_store(_store("s"), limit=10)
+    dirs = [engine.create(ROOT_ID, f"d{i}", "dir", now).id for i in range(7)]
+    rows = [(dirs[i % 7], f"f{i:05d}", f"k{i}", i, "e") for i in range(3000)]
+    assert engine.create_links(store.id, rows, now) == []
+    assert engine.count_links(store.id) == (3000, sum(range(3000)))
+    # One taken name sends the batch down the careful path: the rest still land.
+    again = [(dirs[0], "f00000", "k", 1, "e")] + [
+        (dirs[1], f"g{i}", f"g{i}", 1, "e") for i in range(500)
+    ]
+    assert engine.create_links(store.id, again, now) == [(0, NameTaken)]
+    assert engine.count_links(store.id) == (3500, sum(range(3000)) + 500)
+
+
+def test_postgres_copy_of_links_into_a_vanished_parent_asks_for_a_careful_retry() -> None:
+    # Between the batch's check of its parents and its COPY, another client may
+    # remove a parent: the COPY fails on the parent's foreign key, and that must
+    # read as "redo this batch row by row" (then: missing parent), not as a
+    # removed data store.
+    from filespace.meta.sql import SqlEngine
+
+    with postgres_schema_url() as url:
+        engine = open_engine(url)
+        assert isinstance(engine, SqlEngine)
+        try:
+            engine.initialize({"filespace_id": "e", "format_version": "9"}, time.time_ns())
+            store = engine.add_store(_store("s"), limit=10)
+            with engine._tx() as tx:
+                rows = [(987_654, "f", "k", 1, "e")]
+                assert engine.dialect.insert_links(tx, store.id, rows, 0, None) == 0
+            with engine._tx() as tx:
+                rows = [(ROOT_ID, "f", "k", 1, "e"), (ROOT_ID, "f", "k2", 1, "e")]
+                assert engine.dialect.insert_links(tx, store.id, rows, 0, None) == 0
+            assert engine.lookup(ROOT_ID, "f") is None  # nothing of either batch landed
+        finally:
+            engine.close()

@@ -109,6 +109,11 @@ class Tx:
         self._cursor.executemany(self._dialect.sql(sql), rows)
         return int(self._cursor.rowcount)
 
+    @property
+    def cursor(self) -> Any:
+        """The DB-API cursor itself, for a dialect's own fast paths (COPY)."""
+        return self._cursor
+
     def lock_moves(self) -> None:
         """Take the engine's lock that makes directory moves take turns."""
         self._dialect.lock_moves(self._cursor)
@@ -161,8 +166,9 @@ class Dialect(ABC):
     ) -> int:
         """Insert new entries and their S3 links for ``(parent, name, key, size, etag)`` rows.
 
-        A name already taken is left alone (``ON CONFLICT DO NOTHING``); returns
-        how many links were inserted, so the caller sees any shortfall.
+        Returns how many links were inserted. Fewer than ``rows`` means a name
+        was taken or a parent directory vanished: the caller rolls the
+        transaction back and redoes the batch after checking each row.
         """
 
     def lock_moves(self, cursor: Any) -> None:  # noqa: B027 - optional hook
