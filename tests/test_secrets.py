@@ -88,9 +88,7 @@ def test_no_secret_in_postgres_rows(s3_server: SeaweedS3, s3_admin: Any, bucket:
             fsp.connect.enable()
             fsp.connect.add_data_store("store", store_config(s3_server, bucket))
             spare = s3_server.spare
-            fsp.connect.rekey_data_store(
-                "store", S3Credentials(spare.access_key, spare.secret_key)
-            )
+            fsp.connect.rekey_data_store("store", S3Credentials(spare.access_key, spare.secret_key))
             schema = fsp.engine_url.rsplit("schema=", 1)[1]
         base = url.split("?")[0]
         dumped = []

@@ -148,9 +148,7 @@ class DataStoreNotEmptyError(DataStoreError):
     """The data store still has linked files; ``count`` says how many."""
 
     def __init__(self, name: str, count: int) -> None:
-        super().__init__(
-            f"data store {name!r} still has {count} linked file(s); unlink them first"
-        )
+        super().__init__(f"data store {name!r} still has {count} linked file(s); unlink them first")
         self.count = count
 
 

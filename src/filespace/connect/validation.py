@@ -63,9 +63,7 @@ def endpoint(value: object) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"invalid endpoint {value!r}: must start with http:// or https://")
     if parts.username or parts.password or parts.query or parts.fragment:
-        raise ValueError(
-            "invalid endpoint: no credentials, query or fragment in the URL"
-        )
+        raise ValueError("invalid endpoint: no credentials, query or fragment in the URL")
     try:
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError:

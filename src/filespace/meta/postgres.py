@@ -27,7 +27,6 @@ _COUNTER_SHARDS = 16
 _POOL_SIZE = 8
 
 
-
 def split_url(url: str) -> tuple[str, str]:
     """The connection URL without filespace options, and the schema name."""
     parts = urlsplit(url)

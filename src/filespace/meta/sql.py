@@ -377,8 +377,7 @@ class SqlEngine(BulkSqlMixin, Engine):
     def children(self, dir_id: int) -> list[EntryRecord]:
         with self._tx(write=False) as tx:
             rows = tx.all(
-                f"SELECT {_ENTRY_COLUMNS} FROM {_ENTRY_FROM} WHERE e.parent_id = ? "
-                "ORDER BY e.name",
+                f"SELECT {_ENTRY_COLUMNS} FROM {_ENTRY_FROM} WHERE e.parent_id = ? ORDER BY e.name",
                 dir_id,
             )
         return [self._entry(row) for row in rows]
@@ -674,9 +673,7 @@ class SqlEngine(BulkSqlMixin, Engine):
                 "INSERT INTO blocks (entry_id, idx, block_key, length) VALUES (?, ?, ?, ?)",
                 [(entry_id, block.index, block.key, block.length) for block in blocks],
             )
-            tx.run(
-                "UPDATE entries SET size = ?, mtime_ns = ? WHERE id = ?", size, now_ns, entry_id
-            )
+            tx.run("UPDATE entries SET size = ?, mtime_ns = ? WHERE id = ?", size, now_ns, entry_id)
             stored = sum(block.length for block in blocks) - sum(int(n) for _, n in replaced)
             self._bump(
                 tx,
@@ -773,9 +770,7 @@ class SqlEngine(BulkSqlMixin, Engine):
             store_id = int(row[0])
             # Count the rows, not the counters: the refusal must be exact even
             # if a counter were ever off, and this is a rare administrative call.
-            linked = tx.one(
-                "SELECT COUNT(*) FROM external_links WHERE data_store_id = ?", store_id
-            )
+            linked = tx.one("SELECT COUNT(*) FROM external_links WHERE data_store_id = ?", store_id)
             if linked is not None and int(linked[0]):
                 raise StoreBusy(int(linked[0]))
             tx.run("DELETE FROM store_counters WHERE data_store_id = ?", store_id)
@@ -807,9 +802,7 @@ class SqlEngine(BulkSqlMixin, Engine):
                 now_ns,
                 entry_id,
             )
-            tx.run(
-                "UPDATE entries SET size = ?, mtime_ns = ? WHERE id = ?", size, now_ns, entry_id
-            )
+            tx.run("UPDATE entries SET size = ?, mtime_ns = ? WHERE id = ?", size, now_ns, entry_id)
             self._bump(
                 tx,
                 {"entries_size": size - old_size, "external_size": size - old_size},

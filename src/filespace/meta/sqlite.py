@@ -20,7 +20,6 @@ from filespace.meta.sql import Dialect, SqlEngine, Tx
 _BUSY_TIMEOUT_MS = 60_000
 
 
-
 class SqliteDialect(Dialect):
     """SQLite specifics: per-thread connections, pragmas, error codes."""
 
@@ -118,9 +117,11 @@ class SqliteDialect(Dialect):
     def has_schema(self) -> bool:
         if not self.path.exists():
             return False
-        row = self._connection().execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'settings'"
-        ).fetchone()
+        row = (
+            self._connection()
+            .execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'settings'")
+            .fetchone()
+        )
         return row is not None
 
     def is_unique_violation(self, exc: BaseException) -> bool:
