@@ -175,9 +175,15 @@ def median_ms(latencies: list[float]) -> float:
 
 def interleaved(runs: int, *measures: Callable[[], float]) -> list[float]:
     """The best of ``runs`` rounds of each measure, taken in turn (a busy spell of
-    the machine then hits every contender alike, not one of them)."""
-    results = [[measure() for measure in measures] for _ in range(runs)]
-    return [max(column) for column in zip(*results, strict=True)]
+    the machine then hits every contender alike, not one of them). Each round
+    starts with a different contender, so none always runs right after the
+    same other one (the server may still be settling from the one before)."""
+    best = [0.0] * len(measures)
+    for round_ in range(runs):
+        for step in range(len(measures)):
+            index = (round_ + step) % len(measures)
+            best[index] = max(best[index], measures[index]())
+    return best
 
 
 # -- main -------------------------------------------------------------------------------
