@@ -3,7 +3,8 @@
 Each filespace lives in its own PostgreSQL schema (``?schema=NAME`` in the
 URL, default ``filespace``), so one database can hold many filespaces and
 ``DROP SCHEMA`` removes one whole. Statements are the shared SQL of
-``meta.sql``; psycopg prepares repeated ones on the server by itself. Writers
+``meta.sql``; psycopg prepares repeated ones on the server by itself; bulk
+links load with ``COPY``. Writers
 are not serialized by any global lock: uniqueness and references are enforced
 by constraints, counters are sharded rows, and only directory moves (which
 must not race into a cycle) take a transaction-scoped advisory lock.

@@ -5,12 +5,12 @@ dialect (``?`` placeholders, ``ON CONFLICT ... DO NOTHING``, ``RETURNING``).
 Each batch is one transaction: it lands whole, with its counters bumped once,
 or not at all.
 
-*Conflicts are found optimistically.* New links are inserted with
-``ON CONFLICT (parent_id, name) DO NOTHING`` and the inserted row count is
-compared with the batch size. When a name was taken (or a concurrent writer
-took one), the transaction is rolled back and the batch redone with one
-existence query per directory. The link rows follow with ``INSERT ... SELECT``
-on the unique ``(parent_id, name)`` key, so no entry id travels to Python.
+*Conflicts are found optimistically.* Each dialect inserts a batch its
+fastest way (SQLite: ids handed out under its write lock, ``ON CONFLICT DO
+NOTHING``; PostgreSQL: ids drawn from the sequence, then ``COPY``) and says
+how many links it inserted. When a name was taken (or a concurrent writer
+took one, or removed a parent), the transaction is rolled back and the batch
+redone with one existence query per directory.
 
 *Mirror runs mark what they confirm.* Every link a run adds, re-points or finds
 unchanged gets the run's mark (its start time) in ``external_links.mirror_mark``,
