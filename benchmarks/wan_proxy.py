@@ -109,6 +109,11 @@ class WanProxy:
     def _reset(sock: socket.socket) -> None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            # The other thread may be blocked reading this socket, which keeps
+            # it open past close() (no RST would go out, and the client would
+            # wait for its read timeout): wake that read first.
+            sock.shutdown(socket.SHUT_RD)
+        with contextlib.suppress(OSError):
             sock.close()
 
     def _serve(self, client: socket.socket, reset: bool) -> None:

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from filespace import Filespace
-from filespace.io.prefetch import BLOCK_SIZE
+from filespace.io import prefetch
+from filespace.io.prefetch import BLOCK_SIZE, REQUEST_SIZE
 from filespace.testing import SeaweedS3
 from tests.fsfixtures import store_config
 
@@ -189,3 +190,90 @@ def test_reads_outlast_short_lived_urls(
             raw.seek(block * B + 3)
             assert raw.read(1000) == data[block * B + 3 : block * B + 1003]
     assert time.monotonic() - began > 65
+
+
+# -- sequential reads from a near server: one GET, read straight into the caller's buffer --
+BIG = REQUEST_SIZE + 16 * B + 77  # above REQUEST_SIZE: eligible for a direct stream
+
+
+def _ranges(proxy: Proxy) -> list[str]:
+    return [line.split("range=")[1] for line in proxy.log() if "range=" in line]
+
+
+@pytest.fixture
+def near(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Count the proxied server as near, whatever its answers take on a busy machine."""
+    monkeypatch.setattr(prefetch, "NEAR_S", 60.0)
+
+
+def test_near_sequential_read_is_one_stream_into_the_callers_buffer(
+    connected: Filespace, proxied: Callable[..., tuple[Proxy, bytes]], near: None
+) -> None:
+    proxy, data = proxied(size=BIG)
+    got = bytearray()
+    with connected.fs.open("/p.bin", "rb") as handle:
+        got += handle.read(B)  # the first read: blocks (it also learns the server is near)
+        while chunk := handle.read(1_000_003):  # sequential from here on: one stream
+            got += chunk
+        assert handle.read(5) == b""
+        handle.seek(5)  # a random read after the stream: blocks again, bytes still right
+        assert handle.read(100) == data[5:105]
+    assert got == data
+    ranges = _ranges(proxy)
+    assert ranges[0] == f"bytes=0-{B - 1}"
+    assert f"bytes={B}-{BIG - 1}" in ranges  # everything after the first read, asked once
+    assert len(ranges) <= 3, ranges
+
+
+def test_a_direct_stream_cut_short_resumes_where_it_stopped(
+    connected: Filespace, proxied: Callable[..., tuple[Proxy, bytes]], near: None
+) -> None:
+    # Every connection is cut after about 0.75 MiB: the stream goes on over
+    # many connections, each request starting where the last one stopped.
+    proxy, data = proxied("--reset-first", "1000", "--reset-after", str(3 * B + 500), size=BIG)
+    got = bytearray()
+    with connected.fs.open("/p.bin", "rb") as handle:
+        while chunk := handle.read(2 * B + 1):
+            got += chunk
+    assert got == data
+    assert sum(line.startswith("reset after") for line in proxy.log()) >= 2
+    stream = [r for r in _ranges(proxy) if r.endswith(f"-{BIG - 1}")]
+    starts = [int(r.split("=")[1].split("-")[0]) for r in stream]
+    # Never backwards (a cut before a whole piece arrived asks again from the same place).
+    assert len(set(starts)) >= 2 and starts == sorted(starts), starts
+
+
+def test_a_direct_stream_of_a_changed_object_is_estale(
+    connected: Filespace,
+    proxied: Callable[..., tuple[Proxy, bytes]],
+    s3_admin: Any,
+    bucket: str,
+    near: None,
+) -> None:
+    _, data = proxied(size=BIG)
+    with connected.fs.open("/p.bin", "rb") as handle:
+        assert handle.read(B) == data[:B]  # the server is known to be near now
+    s3_admin.put_object(Bucket=bucket, Key="p.bin", Body=os.urandom(BIG))
+    with connected.fs.open("/p.bin", "rb") as handle, pytest.raises(OSError) as info:
+        handle.read(REQUEST_SIZE)  # a big first read goes straight to a stream
+    assert info.value.errno == errno.ESTALE
+    assert "/p.bin" in str(info.value)
+
+
+def test_unbuffered_sequential_reads_of_a_big_object_each_ask_the_server(
+    connected: Filespace,
+    proxied: Callable[..., tuple[Proxy, bytes]],
+    s3_admin: Any,
+    bucket: str,
+    near: None,
+) -> None:
+    # An unbuffered handle promises that a change between two reads fails the
+    # second: a stream opened by the first read must not serve the second.
+    _, data = proxied(size=BIG)
+    with connected.fs.open("/p.bin", "rb", buffering=0) as raw:
+        assert raw.read(B) == data[:B]
+        assert raw.read(B) == data[B : 2 * B]
+        s3_admin.put_object(Bucket=bucket, Key="p.bin", Body=os.urandom(BIG))
+        with pytest.raises(OSError) as info:
+            raw.read(B)
+    assert info.value.errno == errno.ESTALE

@@ -306,7 +306,8 @@ class ConnectManager:
         identity = http.Identity(etag=link.checksum, size=link.size)
         if link.kind == "http":
             url = link.url or ""
-            return ExternalObject(path, link.size, identity, lambda fresh: url)
+            place = "url:" + url.split("/")[2] if url.count("/") >= 2 else ""
+            return ExternalObject(path, link.size, identity, lambda fresh: url, place)
         self._require()
         store_id = link.data_store_id
         key = link.object_key or ""
@@ -319,7 +320,7 @@ class ConnectManager:
                 raise DataStoreError(f"the data store of {path} no longer exists")
             return self._signer(store).url(key, fresh=fresh)
 
-        return ExternalObject(path, link.size, identity, urls)
+        return ExternalObject(path, link.size, identity, urls, f"store:{self._location}:{store_id}")
 
     # -- links ---------------------------------------------------------------------------
     def link_file(

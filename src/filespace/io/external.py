@@ -33,6 +33,10 @@ from filespace.meta.records import LinkRecord
 UrlProvider = Callable[[bool], str]
 """Returns a URL for the object; ``True`` asks for a freshly signed one."""
 
+# The quickest answer seen from each place (a data store, a URL's host) in
+# this process: a new handle knows at once whether its server is near.
+_nearest: dict[str, float] = {}
+
 # A provider's URL has at least 30 s left (see connect.signing); reusing it for
 # a second saves the provider's store lookup on every block of a busy read.
 _URL_REUSE_S = 1.0
@@ -41,11 +45,20 @@ _URL_REUSE_S = 1.0
 class ExternalObject:
     """Fetches byte ranges of one linked object, mapping failures to ``OSError``."""
 
-    def __init__(self, path: str, size: int, identity: http.Identity, urls: UrlProvider) -> None:
+    def __init__(
+        self,
+        path: str,
+        size: int,
+        identity: http.Identity,
+        urls: UrlProvider,
+        place: str = "",
+    ) -> None:
         self.path = path
         self.size = size
         self.label = ""  # what the object is, for messages (set by whoever knows)
-        self.latency: float | None = None  # the shortest time to first byte seen
+        self._place = place
+        # The shortest time to first byte seen, here or by others from the same place.
+        self.latency: float | None = _nearest.get(place) if place else None
         self._identity = identity
         self._urls = urls
         self._url: tuple[str, float] | None = None
@@ -73,6 +86,12 @@ class ExternalObject:
             batch,
         )
 
+    def open_stream(self, start: int, end: int) -> http.RangeStream:
+        """A pull-style stream of ``[start, end)`` (see ``http.RangeStream``)."""
+        return http.RangeStream(
+            self._current_url, start, min(end, self.size), self._identity, self._observe
+        )
+
     def _current_url(self, fresh: bool) -> str:
         now = time.monotonic()
         cached = self._url
@@ -86,6 +105,8 @@ class ExternalObject:
         # The quickest answer is the distance; slower ones add the server's load.
         last = self.latency
         self.latency = seconds if last is None else min(last, seconds)
+        if self._place:
+            _nearest[self._place] = self.latency
 
     def check(self, offset: int) -> None:
         """Ask the server for one byte: raises ``http.RangeError`` if it is not the linked one."""

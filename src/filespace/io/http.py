@@ -37,6 +37,9 @@ _CONNECT_TIMEOUT_S = 5.0
 # No byte for this long on an open connection is a stall: retry elsewhere.
 _READ_TIMEOUT_S = 5.0
 
+# The most one socket read of a RangeStream takes in: what a failure mid-read costs.
+_INTO_PIECE = 256 * 1024
+
 _pools: dict[int, urllib3.PoolManager] = {}
 _pool_lock = threading.Lock()
 
@@ -198,6 +201,121 @@ def stream_range(
                 response.release_conn()
             else:
                 response.close()  # unread bytes: this connection can't be reused
+
+
+class RangeStream:
+    """Bytes ``[start, end)`` pulled in order, each read landing in the caller's buffer.
+
+    ``stream_range`` pushes block-sized pieces it allocates; this is read like
+    a file, straight from the socket into the buffer ``readinto`` is given,
+    so a long sequential read costs what a plain GET costs: one request, one
+    copy (the kernel's). After a failure mid-body the rest is asked for
+    again, with the same retry budget and URL re-signing as ``stream_range``.
+    """
+
+    def __init__(
+        self,
+        urls: Callable[[bool], str],
+        start: int,
+        end: int,
+        identity: Identity,
+        observe: Callable[[float], None] | None = None,
+    ) -> None:
+        self.position = start
+        self.end = end
+        self.requests = 0  # answered requests so far
+        self._urls = urls
+        self._identity = identity
+        self._observe = observe
+        self._response: Any = None
+        self._retry = _Retry()
+
+    def __repr__(self) -> str:
+        return f"RangeStream(position={self.position}, end={self.end})"
+
+    def readinto(self, target: memoryview) -> int:
+        """Fill ``target`` with the next bytes; fewer only where the range ends."""
+        want = min(len(target), self.end - self.position)
+        done = 0
+        while done < want:
+            if self._response is None:
+                self._open()
+            try:
+                count = _read_into(self._response, target[done:want])
+            except _Transient as exc:
+                self._drop()
+                self._retry.failed(str(exc))
+                continue
+            done += count
+            self.position += count
+            self._retry.progressed()
+        if self.position >= self.end and self._response is not None:
+            self._response.release_conn()  # read to its end: the connection is reusable
+            self._response = None
+        return done
+
+    def close(self) -> None:
+        """Drop the request under way (its connection, holding unread bytes, is closed)."""
+        self._drop()
+
+    def _open(self) -> None:
+        fresh = False
+        while True:
+            self._retry.attempt()
+            sent = time.monotonic()
+            try:
+                response = _request(self._urls(fresh), self.position, self.end, self._identity)
+            except Expired:
+                if fresh:
+                    raise  # even a freshly signed URL is refused: don't loop
+                fresh = True
+                continue
+            except _Transient as exc:
+                self._retry.failed(str(exc))
+                continue
+            if self._observe is not None:
+                self._observe(time.monotonic() - sent)
+            self.requests += 1
+            try:
+                if response.status == 200:
+                    _discard(response, self.position)
+            except _Transient as exc:
+                response.close()
+                self._retry.failed(str(exc))
+                continue
+            self._response = response
+            return
+
+    def _drop(self) -> None:
+        response, self._response = self._response, None
+        if response is not None:
+            response.close()
+
+
+def _read_into(response: Any, target: memoryview) -> int:
+    """Read the body into ``target`` (at least one byte); ``_Transient`` if it broke off."""
+    import http.client
+
+    import urllib3
+
+    # urllib3's readinto reads into a new bytes object and copies it; the
+    # http.client response under it reads the socket into ``target`` itself.
+    # Pieces of at most _INTO_PIECE: bytes of a read cut short by a failure
+    # are lost with it, so the retry would ask for them again.
+    target = target[:_INTO_PIECE]
+    body = getattr(response, "_fp", None)
+    try:
+        if isinstance(body, http.client.HTTPResponse):
+            count = body.readinto(target)
+        else:
+            data = response.read(len(target), decode_content=False)
+            count = len(data)
+            target[:count] = data
+    except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+        raise _Transient(f"{type(exc).__name__}: {_without_query(str(exc))}") from None
+    if count == 0:
+        raise _Transient("the connection closed early")
+    return count
 
 
 def _discard(response: Any, count: int) -> None:

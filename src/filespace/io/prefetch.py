@@ -29,6 +29,18 @@ link needs. A near server (the quickest answer under ``NEAR_S``) gets 32 MiB
 GETs instead: there the client and server share the CPU, and fewer, longer
 streams cost less of it.
 
+Sequential reads from a near server skip the blocks. Once a buffered
+handle reads on from where it stopped (or asks for ``REQUEST_SIZE`` or more
+at once) from a server whose quickest answer came under ``NEAR_S``, one GET
+for the rest of the object is read straight into the caller's buffers
+(``http.RangeStream``), continued by each following sequential read and
+dropped by any other read. On loopback the client and server share the CPU,
+and the block path's extra copy of every byte and per-block bookkeeping are
+what the client spends most (see ``docs/benchmarks.md``); a far server needs
+the parallel readahead instead. Such streams are not cached (a near server
+answers as fast as the disk tier would), and unbuffered handles never use
+them, since each of their reads must reach the server.
+
 What is cached: blocks of random reads (and of objects up to
 ``REQUEST_SIZE``) go to memory and disk. Blocks of a stream skip the memory
 tier (the stream holds what it needs itself) and go to disk only when it
@@ -101,6 +113,9 @@ class BlockSource(Protocol):
     ) -> None:
         """Deliver ``[start, end)`` in ``piece``-aligned pieces; raise ``http.RangeError``."""
 
+    def open_stream(self, start: int, end: int) -> http.RangeStream:
+        """A stream of ``[start, end)`` that reads into the caller's buffers."""
+
     def check(self, offset: int) -> None:
         """One small request that fails (``http.RangeError``) if the object changed."""
 
@@ -145,6 +160,7 @@ class Reader:
         self._window = 0
         self._requested = 0  # blocks below this index were asked for by readahead
         self._stream_to_disk: bool | None = None  # known once this handle streams
+        self._direct: http.RangeStream | None = None  # a near server's stream, read in place
         self._lock = threading.Lock()
         self._pid = os.getpid()
 
@@ -160,6 +176,9 @@ class Reader:
             if count <= 0:
                 return 0
             self._begin()
+            if self._goes_direct(position, want):
+                return self._read_direct(position, target[:count])
+            self._end_direct()
             copied = 0
             for part in self._parts(position, max(1, min(want, count)), count):
                 target[copied : copied + len(part)] = part
@@ -186,8 +205,9 @@ class Reader:
             return b"".join(parts)
 
     def close(self) -> None:
-        """Drop readahead not yet started and every block held."""
+        """Drop readahead not yet started, every block held and any direct stream."""
         with self._lock:
+            self._end_direct()
             self._cancel_readahead()
             self._ahead.clear()
             self._mine.clear()
@@ -201,7 +221,47 @@ class Reader:
             self._ahead.clear()
             self._mine.clear()
             self._jobs.clear()
+            self._direct = None  # the parent's connection: not ours to read or close
             self._pool = workers.pool()
+
+    # -- streaming from a near server -----------------------------------------------------
+    def _goes_direct(self, position: int, want: int) -> bool:
+        """Whether this read streams straight into the caller's buffer (see the docstring)."""
+        latency = self._source.latency
+        return (
+            not self.strict
+            and latency is not None
+            and latency < NEAR_S
+            and self._size > REQUEST_SIZE
+            and (position == self._next or want >= REQUEST_SIZE)
+        )
+
+    def _read_direct(self, position: int, target: memoryview) -> int:
+        """Read ``len(target)`` bytes at ``position`` from one long GET, into ``target``."""
+        stream = self._direct
+        if stream is None or stream.position != position or stream.position >= stream.end:
+            self._end_direct()
+            self._cancel_readahead()  # the stream takes over from readahead
+            self._ahead.clear()  # (loads under way still fill the cache for others)
+            self._mine.clear()
+            self._requested = 0
+            stream = self._direct = self._source.open_stream(position, self._size)
+        answered = stream.requests
+        try:
+            count = stream.readinto(target)
+        except http.RangeError as problem:
+            self._end_direct()
+            raise self._source.error(problem) from None
+        if stream.requests > answered:
+            self._confirmed = self._epoch  # the server answered during this read
+        self._next = position + count
+        self._confirm(position)
+        return count
+
+    def _end_direct(self) -> None:
+        stream, self._direct = self._direct, None
+        if stream is not None:
+            stream.close()
 
     def _parts(self, position: int, want: int, limit: int) -> list[memoryview]:
         """Views of the bytes from ``position``: ``want`` or more, ``limit`` at most."""
