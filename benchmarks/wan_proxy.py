@@ -5,13 +5,14 @@ sends after the client sent some) is held until ``delay_ms`` after the
 request went through, and each connection is paced to ``rate_mb_s`` megabytes
 per second, roughly a long-haul link to S3. For testing retries:
 ``reset_first=N`` resets (TCP RST) the first N connections as soon as their
-request arrives, or after ``reset_after`` bytes of the response;
+request arrives or, with ``cut_after``, closes them (FIN) once that many bytes
+of response went through: a body cut short, every byte sent still arriving;
 ``slowdown_first=N`` answers the first N requests ``503 SlowDown`` itself.
 ``log`` prints one line per request (method, path and Range), reset and
 SlowDown.
 
     python benchmarks/wan_proxy.py --target 127.0.0.1:8333 [--delay-ms 20]
-        [--rate-mb-s 100] [--reset-first 0] [--reset-after 0]
+        [--rate-mb-s 100] [--reset-first 0] [--cut-after 0]
         [--slowdown-first 0] [--log] [--port 0]
 
 prints ``listening 127.0.0.1:PORT`` and serves until killed. ``WanProxy`` does
@@ -50,7 +51,7 @@ class WanProxy:
         delay_ms: float = 20.0,
         rate_mb_s: float = 100.0,
         reset_first: int = 0,
-        reset_after: int = 0,
+        cut_after: int = 0,
         slowdown_first: int = 0,
         log: bool = False,
         port: int = 0,
@@ -59,7 +60,7 @@ class WanProxy:
         self.delay = delay_ms / 1000.0
         self.rate = rate_mb_s * 1_000_000 if rate_mb_s > 0 else 0.0
         self.reset_first = reset_first
-        self.reset_after = reset_after
+        self.cut_after = cut_after
         self.slowdown_first = slowdown_first
         self.log = log
         self.connections = 0
@@ -118,7 +119,7 @@ class WanProxy:
 
     def _serve(self, client: socket.socket, reset: bool) -> None:
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if reset and not self.reset_after:
+        if reset and not self.cut_after:
             with contextlib.suppress(OSError):
                 data = client.recv(_CHUNK)
                 if data:
@@ -189,9 +190,10 @@ class WanProxy:
                             time.sleep(ahead)
                     client.sendall(piece)
                     sent += len(piece)
-                    if state["cut"] and sent >= self.reset_after:
-                        self._say(f"reset after {sent} bytes")
-                        self._reset(client)
+                    if state["cut"] and sent >= self.cut_after:
+                        self._say(f"cut after {sent} bytes")
+                        with contextlib.suppress(OSError):
+                            client.shutdown(socket.SHUT_RDWR)  # (wakes the other thread too)
                         return
         except OSError:
             pass
@@ -208,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay-ms", type=float, default=20.0)
     parser.add_argument("--rate-mb-s", type=float, default=100.0, help="0: unlimited")
     parser.add_argument("--reset-first", type=int, default=0)
-    parser.add_argument("--reset-after", type=int, default=0, help="bytes of response first")
+    parser.add_argument("--cut-after", type=int, default=0, help="bytes of response first")
     parser.add_argument("--slowdown-first", type=int, default=0)
     parser.add_argument("--log", action="store_true")
     args = parser.parse_args(argv)
@@ -218,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         delay_ms=args.delay_ms,
         rate_mb_s=args.rate_mb_s,
         reset_first=args.reset_first,
-        reset_after=args.reset_after,
+        cut_after=args.cut_after,
         slowdown_first=args.slowdown_first,
         log=args.log,
         port=args.port,

@@ -83,14 +83,14 @@ def test_reset_connections_are_retried(
 def test_a_body_cut_short_resumes_where_it_stopped(
     connected: Filespace, proxied: Callable[..., tuple[Proxy, bytes]]
 ) -> None:
-    proxy, data = proxied("--reset-first", "2", "--reset-after", str(B + 1000), size=12 * B)
+    proxy, data = proxied("--reset-first", "2", "--cut-after", str(B + 1000), size=12 * B)
     with connected.fs.open("/p.bin", "rb", buffering=0) as raw:
         got = bytearray()
         while chunk := raw.read(12 * B):
             got += chunk
     assert got == data
     log = proxy.log()
-    assert sum(line.startswith("reset after") for line in log) == 2
+    assert sum(line.startswith("cut after") for line in log) == 2
     # The retries asked only for what was missing: no range starts at 0 twice.
     # (The proxy logs the first request of each connection; a request that
     # reused a kept-alive connection may be missing from its log, so "at most".)
@@ -230,30 +230,35 @@ def test_a_direct_stream_cut_short_resumes_where_it_stopped(
 ) -> None:
     # Every connection is cut after about 0.75 MiB: the stream goes on over
     # many connections, each request starting where the last one stopped.
-    proxy, data = proxied("--reset-first", "1000", "--reset-after", str(3 * B + 500), size=BIG)
+    proxy, data = proxied("--reset-first", "1000", "--cut-after", str(3 * B + 500), size=BIG)
     got = bytearray()
     with connected.fs.open("/p.bin", "rb") as handle:
         while chunk := handle.read(2 * B + 1):
             got += chunk
     assert got == data
-    assert sum(line.startswith("reset after") for line in proxy.log()) >= 2
+    assert sum(line.startswith("cut after") for line in proxy.log()) >= 2
     stream = [r for r in _ranges(proxy) if r.endswith(f"-{BIG - 1}")]
     starts = [int(r.split("=")[1].split("-")[0]) for r in stream]
     # Never backwards (a cut before a whole piece arrived asks again from the same place).
     assert len(set(starts)) >= 2 and starts == sorted(starts), starts
 
 
-def test_a_direct_stream_of_a_changed_object_is_estale(
-    connected: Filespace,
-    proxied: Callable[..., tuple[Proxy, bytes]],
-    s3_admin: Any,
-    bucket: str,
-    near: None,
-) -> None:
+@pytest.fixture
+def replaced_later(
+    proxied: Callable[..., tuple[Proxy, bytes]], s3_admin: Any, bucket: str, near: None
+) -> tuple[bytes, Callable[[], None]]:
+    """A BIG ``/p.bin`` from a near server, and a function that replaces the object."""
     _, data = proxied(size=BIG)
+    return data, lambda: s3_admin.put_object(Bucket=bucket, Key="p.bin", Body=os.urandom(BIG))
+
+
+def test_a_direct_stream_of_a_changed_object_is_estale(
+    connected: Filespace, replaced_later: tuple[bytes, Callable[[], None]]
+) -> None:
+    data, replace = replaced_later
     with connected.fs.open("/p.bin", "rb") as handle:
         assert handle.read(B) == data[:B]  # the server is known to be near now
-    s3_admin.put_object(Bucket=bucket, Key="p.bin", Body=os.urandom(BIG))
+    replace()
     with connected.fs.open("/p.bin", "rb") as handle, pytest.raises(OSError) as info:
         handle.read(REQUEST_SIZE)  # a big first read goes straight to a stream
     assert info.value.errno == errno.ESTALE
@@ -261,19 +266,15 @@ def test_a_direct_stream_of_a_changed_object_is_estale(
 
 
 def test_unbuffered_sequential_reads_of_a_big_object_each_ask_the_server(
-    connected: Filespace,
-    proxied: Callable[..., tuple[Proxy, bytes]],
-    s3_admin: Any,
-    bucket: str,
-    near: None,
+    connected: Filespace, replaced_later: tuple[bytes, Callable[[], None]]
 ) -> None:
     # An unbuffered handle promises that a change between two reads fails the
     # second: a stream opened by the first read must not serve the second.
-    _, data = proxied(size=BIG)
+    data, replace = replaced_later
     with connected.fs.open("/p.bin", "rb", buffering=0) as raw:
         assert raw.read(B) == data[:B]
         assert raw.read(B) == data[B : 2 * B]
-        s3_admin.put_object(Bucket=bucket, Key="p.bin", Body=os.urandom(BIG))
+        replace()
         with pytest.raises(OSError) as info:
             raw.read(B)
     assert info.value.errno == errno.ESTALE

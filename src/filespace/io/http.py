@@ -156,27 +156,10 @@ def stream_range(
 
     retry = _Retry()
     position = start
-    fresh = False
     while position < end:
-        retry.attempt()
-        sent = time.monotonic()
-        try:
-            response = _request(urls(fresh), position, end, identity)
-        except Expired:
-            if fresh:
-                raise  # even a freshly signed URL is refused: don't loop
-            fresh = True
-            continue
-        except _Transient as exc:
-            retry.failed(str(exc))
-            continue
-        fresh = False
-        if observe is not None:
-            observe(time.monotonic() - sent)
+        response = _answer(urls, position, end, identity, retry, observe)
         complete = False
         try:
-            if response.status == 200:
-                _discard(response, position)
             while position < end:
                 size = min(batch * piece - position % piece, end - position)
                 try:
@@ -259,37 +242,54 @@ class RangeStream:
         self._drop()
 
     def _open(self) -> None:
-        fresh = False
-        while True:
-            self._retry.attempt()
-            sent = time.monotonic()
-            try:
-                response = _request(self._urls(fresh), self.position, self.end, self._identity)
-            except Expired:
-                if fresh:
-                    raise  # even a freshly signed URL is refused: don't loop
-                fresh = True
-                continue
-            except _Transient as exc:
-                self._retry.failed(str(exc))
-                continue
-            if self._observe is not None:
-                self._observe(time.monotonic() - sent)
-            self.requests += 1
-            try:
-                if response.status == 200:
-                    _discard(response, self.position)
-            except _Transient as exc:
-                response.close()
-                self._retry.failed(str(exc))
-                continue
-            self._response = response
-            return
+        self._response = _answer(
+            self._urls, self.position, self.end, self._identity, self._retry, self._observe
+        )
+        self.requests += 1
 
     def _drop(self) -> None:
         response, self._response = self._response, None
         if response is not None:
             response.close()
+
+
+def _answer(
+    urls: Callable[[bool], str],
+    position: int,
+    end: int,
+    identity: Identity,
+    retry: _Retry,
+    observe: Callable[[float], None] | None,
+) -> Any:
+    """A response whose body starts at ``position``, asked again within ``retry``'s budget.
+
+    A URL refused as expired is signed afresh once; a whole-object answer
+    (200) has its first ``position`` bytes skipped.
+    """
+    fresh = False
+    while True:
+        retry.attempt()
+        sent = time.monotonic()
+        try:
+            response = _request(urls(fresh), position, end, identity)
+        except Expired:
+            if fresh:
+                raise  # even a freshly signed URL is refused: don't loop
+            fresh = True
+            continue
+        except _Transient as exc:
+            retry.failed(str(exc))
+            continue
+        if observe is not None:
+            observe(time.monotonic() - sent)
+        if response.status == 200:
+            try:
+                _discard(response, position)
+            except _Transient as exc:
+                response.close()
+                retry.failed(str(exc))
+                continue
+        return response
 
 
 def _read_into(response: Any, target: memoryview) -> int:
