@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -132,6 +134,71 @@ def test_counters_stay_exact(engine: Engine) -> None:
     assert removed.entries == 8 and removed.block_keys == ["blockkey0"]
     assert engine.count_links(store.id) == (0, 0)
     assert {k: v for k, v in engine.counters().items() if v} == {}
+
+
+def _all_at_once(count: int, work: Callable[[int], object]) -> list[object]:
+    """Run ``work(i)`` in ``count`` threads released together; their results in order."""
+    barrier = threading.Barrier(count)
+    results: list[object] = [None] * count
+
+    def run(index: int) -> None:
+        barrier.wait()
+        try:
+            results[index] = work(index)
+        except Exception as exc:  # handed back to the test to assert on
+            results[index] = exc
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def test_racing_writers_count_each_change_once(engine: Engine) -> None:
+    # On PostgreSQL (READ COMMITTED) clients racing on the same rows all read
+    # them before any commits; the counters must still see each change once.
+    now = time.time_ns()
+    store = engine.add_store(_store("s"), limit=10)
+    d = engine.create(ROOT_ID, "d", "dir", now)
+    rows = [(d.id, f"f{i:04d}", f"k{i}", 10, "e") for i in range(3000)]
+    for _ in range(2):
+        assert engine.create_links(store.id, rows, now) == []
+        swept = _all_at_once(3, lambda _: engine.sweep_links(store.id, d.id, now + 1))
+        assert sum(int(str(n)) for n in swept) == 3000
+        assert engine.count_links(store.id) == (0, 0)
+        assert engine.counters()["external_files"] == 0
+
+    assert engine.create_links(store.id, rows[:200], now) == []
+    ids = [entry.id for entry in engine.children(d.id)]
+
+    def remove_all(_: int) -> int:
+        removed = 0
+        for entry_id in ids:
+            with contextlib.suppress(NoSuchEntry):  # another thread removed it first
+                removed += engine.remove(entry_id).entries
+        return removed
+
+    assert sum(int(str(n)) for n in _all_at_once(3, remove_all)) == 200
+    assert engine.count_links(store.id) == (0, 0)
+    assert engine.counters()["external_size"] == 0
+
+    link = engine.create(
+        d.id, "one", "file", now, link=NewLink(10, "e", data_store_id=store.id, object_key="k")
+    )
+    sizes = _all_at_once(
+        4,
+        lambda i: [
+            engine.update_link(link.id, size=100 * i + n, checksum="e", url=None, now_ns=now)
+            for n in range(30)
+        ],
+    )
+    assert not [result for result in sizes if isinstance(result, Exception)]
+    final = engine.get(link.id)
+    assert final is not None
+    assert engine.count_links(store.id) == (1, final.size)
+    assert engine.counters()["external_size"] == final.size
 
 
 def test_blocks_replace_and_drop(engine: Engine) -> None:

@@ -53,6 +53,8 @@ class PostgresDialect(Dialect):
     """PostgreSQL specifics: pooled connections, ``%s`` placeholders, error classes."""
 
     name = "postgresql"
+    # Writers overlap under READ COMMITTED; rows read to count a change are locked.
+    row_lock = " FOR UPDATE"
 
     def __init__(self, url: str) -> None:
         self._conninfo, self.schema_name = split_url(url)

@@ -118,12 +118,27 @@ class Tx:
         """Take the engine's lock that makes directory moves take turns."""
         self._dialect.lock_moves(self._cursor)
 
+    def hold_entries(self, where: str, *params: object, scope: str = "") -> None:
+        """Lock the entries matching ``where`` until commit, where writers can overlap.
+
+        Counter deltas come from rows read after this. Under PostgreSQL's READ
+        COMMITTED two clients changing the same entries would otherwise both read
+        them, both change them and both count the change. Every change that moves
+        a counter writes its entry row, so holding that row is enough. ``scope``
+        is a ``WITH`` clause ``where`` may use.
+        """
+        lock = self._dialect.row_lock
+        if lock:
+            self.all(f"{scope}SELECT id FROM entries WHERE {where} ORDER BY id{lock}", *params)
+
 
 class Dialect(ABC):
     """What one database does differently."""
 
     name: str
     url: str
+    row_lock = ""
+    """What ends a SELECT that locks its rows; empty where writers take turns anyway."""
 
     @abstractmethod
     def transaction(self, *, write: bool) -> AbstractContextManager[Any]:
@@ -507,6 +522,7 @@ class SqlEngine(BulkSqlMixin, Engine):
 
     def remove(self, entry_id: int) -> Removed:
         with self._tx() as tx:
+            tx.hold_entries("id = ?", entry_id)
             entry = self._get(tx, entry_id)
             if entry is None or entry.parent_id is None:
                 raise NoSuchEntry(str(entry_id))
@@ -518,6 +534,7 @@ class SqlEngine(BulkSqlMixin, Engine):
 
     def remove_tree(self, dir_id: int) -> Removed:
         with self._tx() as tx:
+            tx.hold_entries("id IN (SELECT id FROM sub)", dir_id, scope=_SUBTREE)
             entry = self._get(tx, dir_id)
             if entry is None or entry.parent_id is None:
                 raise NoSuchEntry(str(dir_id))
@@ -650,6 +667,7 @@ class SqlEngine(BulkSqlMixin, Engine):
         now_ns: int,
     ) -> list[str]:
         with self._tx() as tx:
+            tx.hold_entries("id = ?", entry_id)
             row = tx.one("SELECT size, kind FROM entries WHERE id = ?", entry_id)
             if row is None or row[1] != "native":
                 raise NoSuchEntry(str(entry_id))
@@ -786,6 +804,7 @@ class SqlEngine(BulkSqlMixin, Engine):
         self, entry_id: int, *, size: int, checksum: str, url: str | None, now_ns: int
     ) -> None:
         with self._tx() as tx:
+            tx.hold_entries("id = ?", entry_id)
             row = tx.one(
                 "SELECT size, data_store_id FROM external_links WHERE entry_id = ?",
                 entry_id,

@@ -377,6 +377,9 @@ class BulkSqlMixin:
         with self._tx() as tx:
             doomed: list[tuple[int, int, int, int]] = []
             for chunk in _chunks(sorted(ids)):
+                # Another sweep may be removing the same links: hold them first,
+                # then read which are still here and still unconfirmed.
+                tx.hold_entries(f"id IN ({_marks(chunk)})", *chunk)
                 rows = tx.all(
                     "SELECT l.entry_id, e.parent_id, l.size FROM external_links l "
                     f"JOIN entries e ON e.id = l.entry_id WHERE l.data_store_id = ? AND {_STALE} "
@@ -491,6 +494,7 @@ class _MirrorPass:
     def _dir(self, parent: int, name: str) -> int | str:
         if parent in self.empty:
             return self._make(parent, name)
+        self.tx.hold_entries("parent_id = ? AND name = ?", parent, name)
         row = self.tx.one(
             "SELECT e.id, e.type, e.kind, l.data_store_id, l.mirror_mark, l.size FROM entries e "
             "LEFT JOIN external_links l ON l.entry_id = e.id WHERE e.parent_id = ? AND e.name = ?",
@@ -529,6 +533,8 @@ class _MirrorPass:
         names = [rows[index][1] for index in indexes]
         found: dict[str, tuple[int, str, str, int | None, str | None, int, str]] = {}
         for chunk in _chunks(names):
+            # Held, so that a mirror racing on the same names sees what this one wrote.
+            self.tx.hold_entries(f"parent_id = ? AND name IN ({_marks(chunk)})", parent, *chunk)
             for name, *rest in self.tx.all(
                 "SELECT e.name, e.id, e.type, e.kind, l.data_store_id, l.object_key, l.size,"
                 " l.checksum FROM entries e LEFT JOIN external_links l ON l.entry_id = e.id "
