@@ -26,13 +26,11 @@ from pathlib import Path
 from typing import IO, Any
 
 import fsspec
+from linked_object import MIB, PATH, link_big_object
 
 import filespace
 from filespace.fsspec import FilespaceFileSystem, close_shared_filespaces
 from filespace.testing import SeaweedS3
-
-MIB = 1 << 20
-PATH = "/data/big.bin"
 
 
 def _timed_read(opener: Callable[[], IO[bytes]], chunk: int) -> tuple[float, str]:
@@ -56,27 +54,8 @@ def main() -> None:
     os.environ.setdefault("FILESPACE_CONFIG_DIR", str(scratch / "config"))
     try:
         with SeaweedS3(scratch / "seaweedfs") as server:
-            bucket = server.create_bucket("bench")
-            body = os.urandom(MIB) * args.size_mib  # 1 MiB repeated: cheap to make
-            expected = hashlib.blake2b(body, digest_size=16).hexdigest()
-            server.client().put_object(Bucket=bucket, Key="big.bin", Body=body)
-            del body
-            location = str(scratch / "space")
-            key = filespace.generate_key()
-            with filespace.create(location, name="bench", key=key) as fsp:
-                fsp.connect.enable()
-                fsp.connect.add_data_store(
-                    "bench",
-                    filespace.S3DataStoreConfig(
-                        access_key=server.admin.access_key,
-                        secret_key=server.admin.secret_key,
-                        bucket_name=bucket,
-                        region=server.region,
-                        endpoint=server.endpoint,
-                    ),
-                )
-                fsp.fs.create_dir("/data")
-                fsp.connect.link_file(PATH, "bench", "big.bin")
+            linked = link_big_object(server, scratch, args.size_mib)
+            location, key, expected = linked.location, linked.key, linked.digest
             options: dict[str, Any] = {
                 "location": location,
                 "key": key,

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 import filespace
-from filespace.cli import context, files, links, mirror, space, stores, transfer
+from filespace.cli import context, files, links, mirror, mount, space, stores, transfer
 from filespace.cli.errors import format_traceback, message
 
 app = typer.Typer(
@@ -72,6 +72,7 @@ files.register(app)
 transfer.register(app)
 links.register(app)
 mirror.register(app)
+mount.register(app)
 app.add_typer(space.connect_app, name="connect")
 app.add_typer(stores.app, name="store")
 app.add_typer(links.files_app, name="files")

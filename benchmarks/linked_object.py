@@ -1,0 +1,54 @@
+"""Set-up shared by the read benchmarks: one large object, linked into a new filespace."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import filespace
+from filespace.testing import SeaweedS3
+
+MIB = 1 << 20
+PATH = "/data/big.bin"
+KEY = "big.bin"
+
+
+@dataclass
+class LinkedObject:
+    """Where the object lives and how to open the filespace that links it at ``PATH``."""
+
+    s3: Any
+    bucket: str
+    location: str
+    key: str
+    digest: str
+
+
+def link_big_object(server: SeaweedS3, scratch: Path, size_mib: int) -> LinkedObject:
+    """Upload ``size_mib`` MiB (1 MiB of random bytes repeated) and link it at ``PATH``."""
+    bucket = server.create_bucket("bench")
+    body = os.urandom(MIB) * size_mib
+    digest = hashlib.blake2b(body, digest_size=16).hexdigest()
+    s3 = server.client()
+    s3.put_object(Bucket=bucket, Key=KEY, Body=body)
+    del body
+    location = str(scratch / "space")
+    key = filespace.generate_key()
+    with filespace.create(location, name="bench", key=key) as fsp:
+        fsp.connect.enable()
+        fsp.connect.add_data_store(
+            "bench",
+            filespace.S3DataStoreConfig(
+                access_key=server.admin.access_key,
+                secret_key=server.admin.secret_key,
+                bucket_name=bucket,
+                region=server.region,
+                endpoint=server.endpoint,
+            ),
+        )
+        fsp.fs.create_dir(PATH.rsplit("/", 1)[0])
+        fsp.connect.link_file(PATH, "bench", KEY)
+    return LinkedObject(s3=s3, bucket=bucket, location=location, key=key, digest=digest)

@@ -1,0 +1,5 @@
+"""``python -m filespace``: the ``filespace`` command."""
+
+from filespace.cli import main
+
+main()

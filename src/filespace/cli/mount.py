@@ -1,0 +1,118 @@
+"""``filespace mount``: serve a filespace as a FUSE file system.
+
+Without ``--foreground`` the command starts itself again in the foreground as
+a detached process, waits until the mount is live (or the process has failed,
+and then prints why), and returns; the process serves until the mount point
+is unmounted (``fusermount3 -u``, ``umount``) and writes its log next to the
+block cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+import filespace
+from filespace.cli import context, output
+from filespace.cli.errors import CliError
+from filespace.cli.params import JsonOpt
+from filespace.io.cache import cache_root
+
+_START_TIMEOUT_S = 60.0
+
+
+def _check_mountpoint(mountpoint: Path) -> None:
+    if not mountpoint.is_dir():
+        raise CliError(f"{mountpoint}: the mount point must be an existing directory")
+    if os.path.ismount(mountpoint):
+        raise CliError(f"{mountpoint}: something is already mounted here")
+
+
+def _log_file(mountpoint: Path) -> Path:
+    """Where the background process of this mount point writes its log."""
+    tag = hashlib.sha256(str(mountpoint).encode()).hexdigest()[:12]
+    folder = cache_root() / "mounts"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{mountpoint.name or 'root'}-{tag}.log"
+
+
+def _last_error(log: Path) -> str:
+    """The line of the log that says why the process stopped."""
+    lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    for line in reversed(lines):
+        if line.startswith("error: "):
+            return line.removeprefix("error: ")
+    return lines[-1] if lines else "the mount process stopped without saying why"
+
+
+def _in_background(location: str, mountpoint: Path, cache_mb: int, debug: bool) -> int:
+    """Start the serving process detached; its pid once the mount is live."""
+    log = _log_file(mountpoint)
+    command = [sys.executable, "-m", "filespace"]
+    if debug:
+        command.append("--debug")
+    command += ["mount", location, str(mountpoint), "--foreground", "--cache-mb", str(cache_mb)]
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=sink,
+            start_new_session=True,  # outlives this terminal and its signals
+        )
+    deadline = time.monotonic() + _START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise CliError(_last_error(log))
+        if os.path.ismount(mountpoint):
+            return process.pid
+        time.sleep(0.05)
+    process.terminate()
+    raise CliError(f"{mountpoint}: the mount did not come up within {_START_TIMEOUT_S:.0f} s")
+
+
+def mount(
+    ctx: typer.Context,
+    location: Annotated[str, typer.Argument(help="The filespace: a directory or an engine URL.")],
+    mountpoint: Annotated[Path, typer.Argument(help="An existing directory to mount it on.")],
+    foreground: Annotated[
+        bool, typer.Option("--foreground", help="Serve in this process until unmounted.")
+    ] = False,
+    cache_mb: Annotated[
+        int, typer.Option("--cache-mb", min=0, help="Block cache for linked files, in MB.")
+    ] = 1024,
+    json_: JsonOpt = False,
+) -> None:
+    """Mount the filespace with FUSE: native files read-write, linked files read-only."""
+    mountpoint = mountpoint.absolute()
+    _check_mountpoint(mountpoint)
+    if not foreground:
+        # Open it once here, so a wrong location or key is reported at once.
+        filespace.open(location).close()
+        pid = _in_background(location, mountpoint, cache_mb, context.options(ctx).debug)
+        if context.wants_json(ctx, json_):
+            output.emit_json({"location": location, "mountpoint": str(mountpoint), "pid": pid})
+            return
+        output.say(f"mounted {location} at {mountpoint} (process {pid})")
+        output.say(f"unmount with: fusermount3 -u {mountpoint}")
+        return
+    from filespace.fuse import mount as serve
+
+    with filespace.open(location, cache_size_mb=cache_mb) as fsp:
+        output.note(f"serving {location} at {mountpoint}; unmount to stop")
+        try:
+            serve(fsp, str(mountpoint))
+        except RuntimeError as exc:
+            raise CliError(f"{mountpoint}: {exc}") from None
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``mount`` to ``app``."""
+    app.command("mount")(mount)

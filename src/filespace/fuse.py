@@ -1,0 +1,390 @@
+"""``filespace mount``: the file tree as a FUSE file system.
+
+Native files are read-write and linked files read-only (``EROFS``); both go
+through the same streams, readahead and block cache as ``fsp.fs.open``. Each
+open file is one unbuffered stream. FUSE calls arrive on many threads and
+carry their own offsets, so a call takes its handle's lock and seeks first.
+
+What a POSIX tool may expect and a filespace does not keep:
+
+- permissions and owners: directories show 0755, native files 0644, linked
+  files 0444, symbolic links 0777, all owned by whoever mounted; ``chmod``,
+  ``chown`` and ``utime`` succeed and change nothing (as gcsfuse does);
+- hard links: ``link`` fails with ``EPERM``;
+- atomic replace: ``rename`` onto an existing file or empty directory removes
+  the target, then moves (two engine transactions, not one);
+- times have the resolution of ``DirEntry`` (seconds).
+
+Data written through a handle is committed when the handle is flushed
+(``close``, ``fsync``), as for ``fsp.fs.open``; until then ``stat`` on this
+mount shows the size the open handle has.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import io
+import itertools
+import logging
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from filespace.models import DirEntry
+
+if TYPE_CHECKING:
+    from filespace.space import Filespace
+
+log = logging.getLogger(__name__)
+
+_NS = 1_000_000_000
+_STATFS_BLOCK = 4096
+# Object storage has no fixed capacity; report a large one so tools that check
+# free space before writing do not refuse.
+_STATFS_BLOCKS = (1 << 50) // _STATFS_BLOCK
+_STATFS_FILES = 1 << 32
+
+# The kernel reads ahead 128 KiB on a FUSE mount by default, so a sequential
+# reader costs one FUSE call per 128 KiB; at 1 MiB the calls are 1 MiB each
+# (measured: 974 vs 130 MiB/s on this machine). Raised once mounted, if allowed.
+_KERNEL_READAHEAD_KB = 1024
+_MOUNT_WAIT_S = 30.0
+
+_Result = TypeVar("_Result")
+
+
+def _errors_as_errno(method: Callable[..., _Result]) -> Callable[..., _Result]:
+    """Raise every failure as an ``OSError`` with an errno, which FUSE hands back.
+
+    ``OSError`` already carries one; a value the namespace rejects (a bad name)
+    is ``EINVAL``; anything else is logged and becomes ``EIO``.
+    """
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> _Result:
+        try:
+            return method(*args, **kwargs)
+        except OSError as exc:
+            if isinstance(exc.errno, int) and exc.errno > 0:
+                raise
+            log.error("%s failed: %s", method.__name__, exc)
+            raise OSError(errno.EIO, os.strerror(errno.EIO)) from exc
+        except ValueError as exc:
+            raise OSError(errno.EINVAL, str(exc)) from exc
+        except Exception as exc:
+            log.error("%s failed: %s: %s", method.__name__, type(exc).__name__, exc)
+            raise OSError(errno.EIO, os.strerror(errno.EIO)) from exc
+
+    return wrapper
+
+
+@dataclass
+class _Handle:
+    """One open file: its stream, the entry it is, and the lock its calls take."""
+
+    stream: Any
+    entry: DirEntry
+    writable: bool
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def size(self) -> int:
+        with self.lock:
+            return int(self.stream.seek(0, io.SEEK_END))
+
+
+class FilespaceOperations:
+    """The FUSE operations over one open filespace (the callbacks mfusepy calls)."""
+
+    use_ns = True  # times are handed over as integer nanoseconds
+
+    def __init__(self, fsp: Filespace) -> None:
+        self._fsp = fsp
+        self._fs = fsp.fs
+        self._handles: dict[int, _Handle] = {}
+        self._numbers = itertools.count(1)
+        self._lock = threading.Lock()
+        self._uid = os.getuid()
+        self._gid = os.getgid()
+
+    # -- attributes ----------------------------------------------------------------
+    @_errors_as_errno
+    def getattr(self, path: str | None, fh: int | None = None) -> dict[str, int]:
+        handle = self._handles.get(fh) if fh is not None else None
+        if handle is not None:
+            return self._stat(handle.entry, handle.size())
+        if path is None:
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        entry = self._fs.get_entry(path)
+        return self._stat(entry, self._open_size(entry))
+
+    def _open_size(self, entry: DirEntry) -> int:
+        """The size a handle open for writing on this mount has, else the committed one."""
+        with self._lock:
+            writers = [
+                h for h in self._handles.values() if h.writable and h.entry.file_id == entry.file_id
+            ]
+        return max([entry.size, *(h.size() for h in writers)])
+
+    def _stat(self, entry: DirEntry, size: int) -> dict[str, int]:
+        if entry.type == "dir":
+            mode, links = stat.S_IFDIR | 0o755, 2
+        elif entry.type == "link":
+            mode, links = stat.S_IFLNK | 0o777, 1
+        elif entry.external is not None:
+            mode, links = stat.S_IFREG | 0o444, 1
+        else:
+            mode, links = stat.S_IFREG | 0o644, 1
+        return {
+            "st_mode": mode,
+            "st_nlink": links,
+            "st_size": size,
+            "st_blocks": -(-size // 512),
+            "st_blksize": 1 << 20,
+            "st_uid": self._uid,
+            "st_gid": self._gid,
+            "st_mtime": entry.mtime * _NS,
+            "st_ctime": entry.ctime * _NS,
+            "st_atime": entry.mtime * _NS,
+        }
+
+    @_errors_as_errno
+    def chmod(self, path: str | None, mode: int) -> int:
+        return 0  # no permission bits are kept; see the module docstring
+
+    @_errors_as_errno
+    def chown(self, path: str | None, uid: int, gid: int) -> int:
+        return 0
+
+    @_errors_as_errno
+    def utimens(self, path: str | None, times: tuple[int, int] | None = None) -> int:
+        return 0
+
+    @_errors_as_errno
+    def statfs(self, path: str) -> dict[str, int]:
+        return {
+            "f_bsize": _STATFS_BLOCK,
+            "f_frsize": _STATFS_BLOCK,
+            "f_blocks": _STATFS_BLOCKS,
+            "f_bfree": _STATFS_BLOCKS,
+            "f_bavail": _STATFS_BLOCKS,
+            "f_files": _STATFS_FILES,
+            "f_ffree": _STATFS_FILES,
+            "f_favail": _STATFS_FILES,
+            "f_namemax": 255,
+        }
+
+    # -- directories and names -------------------------------------------------------
+    @_errors_as_errno
+    def readdir(self, path: str, fh: int) -> list[str]:
+        return [".", "..", *self._fs.list_dir(path)]
+
+    @_errors_as_errno
+    def mkdir(self, path: str, mode: int) -> int:
+        self._fs.create_dir(path)
+        return 0
+
+    @_errors_as_errno
+    def rmdir(self, path: str) -> int:
+        self._fs.delete_dir(path)
+        return 0
+
+    @_errors_as_errno
+    def unlink(self, path: str) -> int:
+        self._fs.delete(path)
+        return 0
+
+    @_errors_as_errno
+    def symlink(self, target: str, source: str) -> int:
+        # mfusepy's names: ``target`` is the new link, ``source`` what it points at.
+        self._fs.create_symlink(source, target)
+        return 0
+
+    @_errors_as_errno
+    def readlink(self, path: str) -> str:
+        return self._fs.read_symlink(path)
+
+    @_errors_as_errno
+    def link(self, target: str, source: str) -> int:
+        raise OSError(errno.EPERM, "a filespace has no hard links", target)
+
+    @_errors_as_errno
+    def rename(self, old: str, new: str) -> int:
+        if old == new:
+            return 0
+        try:
+            self._fs.move(old, new)
+        except FileExistsError:
+            self._replace(old, new)
+        return 0
+
+    def _replace(self, old: str, new: str) -> None:
+        """``rename`` onto an existing entry: remove it as POSIX allows, then move."""
+        moving = self._fs.get_entry(old)
+        there = self._fs.get_entry(new)
+        if there.type == "dir":
+            if moving.type != "dir":
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), new)
+            self._fs.delete_dir(new)  # ENOTEMPTY unless empty
+        else:
+            if moving.type == "dir":
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), new)
+            self._fs.delete(new)
+        self._fs.move(old, new)
+
+    # -- file data ---------------------------------------------------------------------
+    @_errors_as_errno
+    def create(self, path: str, mode: int, flags: int = 0) -> int:
+        try:
+            stream = self._fs.open(path, "x+b", buffering=0)
+        except FileExistsError:
+            if flags & os.O_EXCL:
+                raise
+            stream = self._fs.open(path, "r+b", buffering=0)  # made meanwhile elsewhere
+        return self._keep(stream, path, writable=True)
+
+    @_errors_as_errno
+    def open(self, path: str, flags: int) -> int:
+        writable = flags & os.O_ACCMODE != os.O_RDONLY
+        # Reading, a buffered stream: a linked file is then confirmed unchanged
+        # once, at the first read, and its blocks come from readahead, where an
+        # unbuffered one would ask the server before every 128 KiB FUSE read.
+        stream = self._fs.open(path, "r+b" if writable else "rb", buffering=0 if writable else -1)
+        if flags & os.O_TRUNC and writable:
+            stream.truncate(0)
+        return self._keep(stream, path, writable=writable)
+
+    def _keep(self, stream: Any, path: str, *, writable: bool) -> int:
+        try:
+            entry = self._fs.get_entry(path)
+        except BaseException:
+            stream.close()
+            raise
+        with self._lock:
+            number = next(self._numbers)
+            self._handles[number] = _Handle(stream, entry, writable)
+        return number
+
+    def _handle(self, fh: int) -> _Handle:
+        handle = self._handles.get(fh)
+        if handle is None:
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        return handle
+
+    @_errors_as_errno
+    def read(self, path: str | None, size: int, offset: int, fh: int) -> bytes:
+        handle = self._handle(fh)
+        pieces: list[bytes] = []
+        wanted = size
+        with handle.lock:
+            handle.stream.seek(offset)
+            # FUSE takes a short read for the end of the file: fill what is asked.
+            while wanted > 0:
+                piece = handle.stream.read(wanted)
+                if not piece:
+                    break
+                pieces.append(piece)
+                wanted -= len(piece)
+        return b"".join(pieces)
+
+    @_errors_as_errno
+    def write(self, path: str | None, data: bytes, offset: int, fh: int) -> int:
+        handle = self._handle(fh)
+        view = memoryview(data)
+        with handle.lock:
+            handle.stream.seek(offset)
+            while view:
+                written = handle.stream.write(view)
+                view = view[written:]
+        return len(data)
+
+    @_errors_as_errno
+    def truncate(self, path: str | None, length: int, fh: int | None = None) -> int:
+        handle = self._handles.get(fh) if fh is not None else None
+        if handle is not None:
+            with handle.lock:
+                handle.stream.truncate(length)
+        elif path is not None:
+            self._fs.truncate(path, length)
+        else:
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        return 0
+
+    @_errors_as_errno
+    def flush(self, path: str | None, fh: int) -> int:
+        handle = self._handle(fh)
+        with handle.lock:
+            handle.stream.flush()  # commits a native file's data and size
+        return 0
+
+    @_errors_as_errno
+    def fsync(self, path: str | None, datasync: int, fh: int) -> int:
+        return self.flush(path, fh)
+
+    @_errors_as_errno
+    def release(self, path: str | None, fh: int) -> int:
+        with self._lock:
+            handle = self._handles.pop(fh, None)
+        if handle is not None:
+            with handle.lock:
+                handle.stream.close()
+        return 0
+
+    def destroy(self, path: str) -> None:
+        """Unmounted: close what is still open, committing what was written."""
+        with self._lock:
+            handles = list(self._handles.values())
+            self._handles.clear()
+        for handle in handles:
+            try:
+                handle.stream.close()
+            except Exception as exc:  # noqa: BLE001 - the others must still close
+                log.error("closing %s at unmount failed: %s", handle.entry.name, exc)
+
+
+def mount(fsp: Filespace, mountpoint: str) -> None:
+    """Serve ``fsp`` at ``mountpoint`` until it is unmounted (or SIGINT/SIGTERM).
+
+    Raises ``RuntimeError`` when libfuse is missing or the mount fails.
+    """
+    try:
+        import mfusepy
+    except (ImportError, OSError) as exc:
+        # mfusepy raises EnvironmentError when libfuse itself is not installed.
+        raise RuntimeError(
+            f"FUSE is not available here ({exc}); install libfuse3 (fuse3) and mfusepy"
+        ) from None
+    operations = FilespaceOperations(fsp)
+    threading.Thread(
+        target=_widen_readahead, args=(mountpoint,), name="filespace-readahead", daemon=True
+    ).start()
+    mfusepy.FUSE(
+        operations,
+        mountpoint,
+        foreground=True,
+        fsname=f"filespace:{fsp.name}",
+        subtype="filespace",
+        default_permissions=True,
+    )
+
+
+def _widen_readahead(mountpoint: str) -> None:
+    """Once the mount is live, raise the kernel's readahead for it (root only; best effort)."""
+    deadline = time.monotonic() + _MOUNT_WAIT_S
+    while not os.path.ismount(mountpoint):
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.02)
+    device = os.stat(mountpoint).st_dev
+    setting = f"/sys/class/bdi/{os.major(device)}:{os.minor(device)}/read_ahead_kb"
+    try:
+        with open(setting, "r+") as handle:
+            if int(handle.read().strip() or 0) < _KERNEL_READAHEAD_KB:
+                handle.seek(0)
+                handle.write(str(_KERNEL_READAHEAD_KB))
+    except (OSError, ValueError) as exc:
+        log.debug("kernel readahead of %s left as it is: %s", mountpoint, exc)

@@ -1,0 +1,286 @@
+"""``filespace mount``: the tree through a real FUSE mount, served by the console script."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from filespace.testing import SeaweedS3
+from tests.cli_helpers import FILESPACE, Cli, add_store, link, new_cli, write
+
+pytest_plugins = ["tests.cli_helpers"]
+
+
+def _fuse_missing() -> str | None:
+    """Why this machine cannot mount with FUSE, or None."""
+    if not os.path.exists("/dev/fuse"):
+        return "no /dev/fuse on this machine"
+    if shutil.which("fusermount3") is None:
+        return "fusermount3 is missing (scripts/test installs fuse3 where it can)"
+    try:
+        import mfusepy  # noqa: F401 - loading it loads libfuse
+    except (ImportError, OSError) as exc:
+        return f"libfuse cannot be loaded: {exc}"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_fuse_missing() is not None, reason=str(_fuse_missing()))
+
+BIG = os.urandom(20 * 1024 * 1024 + 12_345)  # several blocks and readahead windows
+SMALL = b"id,value\n1,one\n2,two\n"
+
+
+def _unmount(mountpoint: Path) -> None:
+    subprocess.run(["fusermount3", "-u", str(mountpoint)], check=True, capture_output=True)
+
+
+def _wait_mounted(mountpoint: Path, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while not os.path.ismount(mountpoint):
+        if process.poll() is not None:
+            _, err = process.communicate()
+            pytest.fail(f"the mount process exited {process.returncode}: {err.decode()}")
+        assert time.monotonic() < deadline, "the mount did not come up"
+        time.sleep(0.05)
+
+
+@contextmanager
+def mounted(cli: Cli, mountpoint: Path) -> Iterator[Path]:
+    """``filespace mount --foreground`` running until the block ends, then unmounted."""
+    assert FILESPACE
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        [FILESPACE, "mount", str(cli.location), str(mountpoint), "--foreground"],
+        env=cli.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _wait_mounted(mountpoint, process)
+        yield mountpoint
+    finally:
+        if os.path.ismount(mountpoint):
+            _unmount(mountpoint)
+        out, err = process.communicate(timeout=60)
+    text = (out + err).decode(errors="replace")
+    assert process.returncode == 0, text
+    assert "Traceback" not in text
+    for secret in cli.secrets:
+        assert secret not in text
+
+
+@pytest.fixture(scope="module")
+def mount(
+    tmp_path_factory: pytest.TempPathFactory, s3_server: SeaweedS3, shared_bucket: str
+) -> Iterator[dict[str, Any]]:
+    """A filespace with linked objects and a native file, mounted for the whole module."""
+    from tests.cli_helpers import all_secrets
+
+    cli = new_cli(tmp_path_factory.mktemp("fuse"), all_secrets(s3_server))
+    cli.ok("init", str(cli.location), "--name", "mounted")
+    cli.ok("connect", "enable")
+    s3 = s3_server.client()
+    etags = {}
+    for key, body in {"data/big.bin": BIG, "data/small.csv": SMALL}.items():
+        etags[key] = s3.put_object(Bucket=shared_bucket, Key=key, Body=body)["ETag"].strip('"')
+    add_store(cli, s3_server, "main", shared_bucket)
+    link(cli, "/linked/big.bin", "main", "data/big.bin", len(BIG), etags["data/big.bin"])
+    link(cli, "/linked/small.csv", "main", "data/small.csv", len(SMALL), etags["data/small.csv"])
+    write(cli, "/native/hello.txt", b"hello\n")
+    with mounted(cli, cli.home / "mnt") as mountpoint:
+        yield {"cli": cli, "mnt": mountpoint, "s3": s3, "bucket": shared_bucket}
+
+
+def _errno_of(call: Any, *args: Any) -> int | None:
+    try:
+        call(*args)
+    except OSError as exc:
+        return exc.errno
+    return None
+
+
+def test_linked_objects_read_as_read_only_files(mount: dict[str, Any]) -> None:
+    mnt: Path = mount["mnt"]
+    assert sorted(os.listdir(mnt)) == ["linked", "native"]
+    assert sorted(os.listdir(mnt / "linked")) == ["big.bin", "small.csv"]
+    info = os.stat(mnt / "linked" / "big.bin")
+    assert stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o444
+    assert info.st_size == len(BIG)
+    assert (mnt / "linked" / "big.bin").read_bytes() == BIG
+    assert (mnt / "linked" / "small.csv").read_text() == SMALL.decode()
+    fd = os.open(mnt / "linked" / "big.bin", os.O_RDONLY)
+    try:
+        for offset in (0, 262_143, 8 * 1024 * 1024 - 7, len(BIG) - 100, len(BIG) + 5):
+            assert os.pread(fd, 70_000, offset) == BIG[offset : offset + 70_000]
+    finally:
+        os.close(fd)
+    target = mnt / "linked" / "small.csv"
+    assert _errno_of(os.open, target, os.O_WRONLY) == errno.EROFS
+    assert _errno_of(os.open, target, os.O_RDWR | os.O_APPEND) == errno.EROFS
+    assert _errno_of(os.truncate, target, 0) == errno.EROFS
+    assert target.read_bytes() == SMALL
+
+
+def test_the_mount_reads_ahead_in_large_requests(mount: dict[str, Any]) -> None:
+    # The kernel's 128 KiB default would cost one FUSE call per 128 KiB read.
+    device = os.stat(mount["mnt"]).st_dev
+    setting = Path(f"/sys/class/bdi/{os.major(device)}:{os.minor(device)}/read_ahead_kb")
+    if os.geteuid() != 0 or not os.access(setting, os.W_OK):
+        pytest.skip("only root can raise a mount's readahead here")
+    deadline = time.monotonic() + 10
+    while setting.read_text().strip() != "1024":
+        assert time.monotonic() < deadline, f"readahead stayed at {setting.read_text()}"
+        time.sleep(0.05)
+
+
+def test_a_replaced_object_reads_as_stale(mount: dict[str, Any]) -> None:
+    cli: Cli = mount["cli"]
+    s3 = mount["s3"]
+    etag = s3.put_object(Bucket=mount["bucket"], Key="stale.txt", Body=b"old")["ETag"]
+    link(cli, "/stale/old.txt", "main", "stale.txt", 3, etag.strip('"'))
+    s3.put_object(Bucket=mount["bucket"], Key="stale.txt", Body=b"new!")
+    assert _errno_of((mount["mnt"] / "stale" / "old.txt").read_bytes) == errno.ESTALE
+
+
+def test_native_files_are_read_write(mount: dict[str, Any]) -> None:
+    cli: Cli = mount["cli"]
+    mnt: Path = mount["mnt"]
+    assert (mnt / "native" / "hello.txt").read_bytes() == b"hello\n"
+    data = os.urandom(5 * 1024 * 1024 + 321)
+    (mnt / "native" / "copy.bin").write_bytes(data)
+    with open(mnt / "native" / "copy.bin", "r+b") as handle:
+        handle.seek(1_000_000)
+        handle.write(b"PATCH")
+        handle.seek(0, os.SEEK_END)
+        handle.write(b"TAIL")
+    expected = data[:1_000_000] + b"PATCH" + data[1_000_005:] + b"TAIL"
+    with open(mnt / "native" / "hello.txt", "a") as handle:
+        handle.write("again\n")
+    os.truncate(mnt / "native" / "copy.bin", len(expected) - 2)
+    expected = expected[:-2]
+    assert os.stat(mnt / "native" / "copy.bin").st_size == len(expected)
+    assert (mnt / "native" / "copy.bin").read_bytes() == expected
+    assert stat.S_IMODE(os.stat(mnt / "native" / "copy.bin").st_mode) == 0o644
+    with cli.api() as fsp:  # committed for every client once the handles closed
+        assert fsp.fs.read_file("/native/copy.bin") == expected
+        assert fsp.fs.read_file("/native/hello.txt") == b"hello\nagain\n"
+
+
+def test_an_open_handle_shows_its_size_before_it_commits(mount: dict[str, Any]) -> None:
+    mnt: Path = mount["mnt"]
+    with open(mnt / "native" / "growing.bin", "wb") as handle:
+        handle.write(b"x" * 300_000)
+        handle.flush()  # to the mount, not yet past the handle's own flush
+        assert os.stat(mnt / "native" / "growing.bin").st_size == 300_000
+    with mount["cli"].api() as fsp:
+        assert fsp.fs.get_entry("/native/growing.bin").size == 300_000
+
+
+def test_namespace_changes(mount: dict[str, Any]) -> None:
+    cli: Cli = mount["cli"]
+    mnt: Path = mount["mnt"] / "ns"
+    mnt.mkdir()
+    (mnt / "a").mkdir()
+    (mnt / "a" / "f.txt").write_bytes(b"f")
+    (mnt / "g.txt").write_bytes(b"g")
+    os.rename(mnt / "g.txt", mnt / "h.txt")
+    os.rename(mnt / "h.txt", mnt / "a" / "f.txt")  # onto an existing file: replaces it
+    assert sorted(os.listdir(mnt / "a")) == ["f.txt"]
+    assert (mnt / "a" / "f.txt").read_bytes() == b"g"
+    (mnt / "empty").mkdir()
+    (mnt / "b").mkdir()
+    os.rename(mnt / "b", mnt / "empty")  # onto an empty directory: replaces it
+    assert sorted(os.listdir(mnt)) == ["a", "empty"]
+    assert _errno_of(os.rename, mnt / "empty", mnt / "a") == errno.ENOTEMPTY
+    assert _errno_of(os.rmdir, mnt / "a") == errno.ENOTEMPTY
+    assert _errno_of(os.rename, mnt / "a", mnt / "a" / "inside") == errno.EINVAL
+    os.symlink("a/f.txt", mnt / "s")
+    assert os.readlink(mnt / "s") == "a/f.txt"
+    assert (mnt / "s").read_bytes() == b"g"
+    assert stat.S_ISLNK(os.lstat(mnt / "s").st_mode)
+    assert _errno_of(os.link, mnt / "a" / "f.txt", mnt / "hard") == errno.EPERM
+    assert _errno_of(os.stat, mnt / "missing") == errno.ENOENT
+    assert _errno_of(os.mkdir, mnt / "a") == errno.EEXIST
+    os.chmod(mnt / "a" / "f.txt", 0o600)  # accepted; no permission bits are kept
+    os.utime(mnt / "a" / "f.txt")
+    os.unlink(mnt / "s")
+    os.rmdir(mnt / "empty")
+    assert sorted(os.listdir(mnt)) == ["a"]
+    with cli.api() as fsp:
+        assert fsp.fs.list_dir("/ns") == ["a"]
+        assert fsp.fs.list_dir("/ns/a") == ["f.txt"]
+    assert os.statvfs(mnt).f_namemax == 255
+
+
+def test_changes_of_other_clients_show_up(mount: dict[str, Any]) -> None:
+    cli: Cli = mount["cli"]
+    write(cli, "/others/made.txt", b"from the API")
+    assert (mount["mnt"] / "others" / "made.txt").read_bytes() == b"from the API"
+    with cli.api() as fsp:
+        fsp.fs.delete("/others/made.txt")
+    assert os.listdir(mount["mnt"] / "others") == []
+
+
+def test_mount_in_the_background_until_unmounted(tmp_path: Path) -> None:
+    cli = new_cli(tmp_path)
+    cli.ok("init", str(cli.location))
+    write(cli, "/f.txt", b"data")
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    started = cli.ok("mount", str(cli.location), str(mountpoint))
+    assert started.out.startswith(f"mounted {cli.location} at {mountpoint} (process ")
+    pid = int(started.out.split("(process ")[1].split(")")[0])
+    try:
+        assert (mountpoint / "f.txt").read_bytes() == b"data"
+        again = cli.fails("mount", str(cli.location), str(mountpoint))
+        assert "already mounted" in again.err
+    finally:
+        _unmount(mountpoint)
+    _wait_ended(pid)
+    doc = cli.ok("mount", str(cli.location), str(mountpoint), "--cache-mb", "0", "--json").json()
+    assert doc["mountpoint"] == str(mountpoint) and os.path.ismount(mountpoint)
+    try:
+        assert (mountpoint / "f.txt").read_bytes() == b"data"
+    finally:
+        _unmount(mountpoint)
+    _wait_ended(int(doc["pid"]))
+
+
+def _wait_ended(pid: int) -> None:
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{pid}").exists() and b"Z" not in _state(pid):
+        assert time.monotonic() < deadline, "the mount process outlived its mount"
+        time.sleep(0.05)
+
+
+def _state(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/stat").read_bytes().split(b")")[-1][:3]
+    except OSError:
+        return b"Z"
+
+
+def test_mount_refuses_what_it_cannot_serve(tmp_path: Path) -> None:
+    cli = new_cli(tmp_path)
+    cli.ok("init", str(cli.location))
+    missing = cli.fails("mount", str(cli.location), str(tmp_path / "nowhere"))
+    assert "must be an existing directory" in missing.err
+    (tmp_path / "file").write_bytes(b"")
+    assert (
+        "must be an existing directory"
+        in cli.fails("mount", str(cli.location), str(tmp_path / "file")).err
+    )
+    (tmp_path / "mnt").mkdir()
+    wrong = cli.fails("mount", str(tmp_path / "not-a-filespace"), str(tmp_path / "mnt"))
+    assert "not-a-filespace" in wrong.err
+    assert not os.path.ismount(tmp_path / "mnt")
