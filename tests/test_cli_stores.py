@@ -320,3 +320,45 @@ def test_cleanup(tmp_path: Path, s3_server: SeaweedS3, shared_bucket: str) -> No
     emptied = cli.ok("store", "cleanup", "--empty", "--yes", "--json").json()
     assert [r["name"] for r in emptied["removed"]] == ["alive-empty"]
     assert store_names(cli) == {"dead-busy"}
+
+
+def test_init_on_an_s3_block_store(
+    tmp_path: Path, s3_server: SeaweedS3, shared_bucket: str
+) -> None:
+    cli = new_cli(tmp_path, all_secrets(s3_server))
+    who = s3_server.admin
+    place = ["init", str(cli.location), "--data", f"s3://{shared_bucket}/blocks"]
+    where = ["--data-region", s3_server.region, "--data-endpoint", s3_server.endpoint]
+    assert "needs --data-access-key" in cli.fails(*place).err
+    plain = cli.fails("init", str(tmp_path / "other"), "--data-access-key", who.access_key)
+    assert "s3:// block store" in plain.err
+    wrong = cli.fails(
+        *place,
+        *where,
+        "--data-access-key",
+        who.access_key,
+        "--data-secret-key-stdin",
+        stdin="not-the-secret\n",
+    )
+    assert "not-the-secret" not in wrong.err
+    assert not cli.location.exists()  # a refused init leaves nothing behind
+    made = cli.ok(
+        *place,
+        *where,
+        "--data-access-key",
+        who.access_key,
+        "--data-secret-key-stdin",
+        "--json",
+        stdin=who.secret_key + "\n",
+    ).json()
+    assert made["name"] == "fs"
+    data = secrets.token_bytes(300_000)
+    (tmp_path / "local.bin").write_bytes(data)
+    cli.ok("put", str(tmp_path / "local.bin"), "/f.bin")
+    assert cli.bytes_out("cat", "/f.bin") == data
+    listed = s3_server.client().list_objects_v2(Bucket=shared_bucket, Prefix="blocks/")
+    assert listed.get("KeyCount", 0) > 0
+    assert cli.ok("info", "--json").json()["data_url"] == f"s3://{shared_bucket}/blocks"
+    for path in cli.location.rglob("*"):  # sealed at rest
+        if path.is_file():
+            assert who.secret_key.encode() not in path.read_bytes()

@@ -12,6 +12,7 @@ import filespace
 from filespace.cli import context, output
 from filespace.cli.errors import CliError
 from filespace.cli.params import DryRunOpt, JsonOpt
+from filespace.cli.secrets import SECRET_ENV, read_secret
 from filespace.connect.manager import FIRST_CONNECT_FORMAT
 from filespace.keys import key_file
 from filespace.meta import is_engine_url
@@ -48,11 +49,40 @@ def init(
     format_version: Annotated[
         int, typer.Option("--format", min=OLDEST_FORMAT, max=CURRENT_FORMAT, help="On-disk format.")
     ] = CURRENT_FORMAT,
+    data_region: Annotated[
+        str, typer.Option("--data-region", help="Region of the s3:// block store's bucket.")
+    ] = "us-east-1",
+    data_endpoint: Annotated[
+        str,
+        typer.Option("--data-endpoint", help="S3 endpoint URL of the block store (default: AWS)."),
+    ] = "",
+    data_access_key: Annotated[
+        str | None,
+        typer.Option(
+            "--data-access-key", help="Access key for the s3:// block store.", show_default=False
+        ),
+    ] = None,
+    data_secret_key_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--data-secret-key-stdin",
+            help=f"Read the block store's secret key from stdin (else {SECRET_ENV}).",
+        ),
+    ] = False,
+    data_virtual_addressing: Annotated[
+        bool, typer.Option("--data-virtual-addressing", help="Use bucket.host URLs.")
+    ] = False,
     dry_run: DryRunOpt = False,
     json_: JsonOpt = False,
 ) -> None:
     """Create a filespace."""
     name = name or _default_name(location)
+    on_s3 = data is not None and data.startswith("s3:")
+    s3_flags = (data_access_key, data_secret_key_stdin, data_endpoint, data_virtual_addressing)
+    if not on_s3 and (s3_flags != (None, False, "", False) or data_region != "us-east-1"):
+        raise CliError("the --data-* options are for an s3:// block store (--data s3://...)")
+    if on_s3 and not data_access_key:
+        raise CliError(f"--data {data} needs --data-access-key and the secret key")
     if dry_run:
         _check_new_location(location)
         doc: dict[str, Any] = {"dry_run": True, "location": location, "name": name}
@@ -62,7 +92,18 @@ def init(
         else:
             output.say(f"would create filespace {name!r} (format {format_version}) at {location}")
         return
-    with filespace.create(location, name=name, data=data, format_version=format_version) as fsp:
+    secret = read_secret(from_stdin=data_secret_key_stdin, given=None) if on_s3 else None
+    with filespace.create(
+        location,
+        name=name,
+        data=data,
+        format_version=format_version,
+        data_region=data_region,
+        data_endpoint=data_endpoint,
+        data_access_key=data_access_key,
+        data_secret_key=secret,
+        data_virtual_addressing=data_virtual_addressing,
+    ) as fsp:
         doc = {
             "dry_run": False,
             "location": location,
