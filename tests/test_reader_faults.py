@@ -169,6 +169,8 @@ def test_lasting_outage_is_eio_naming_the_path(
 
 
 @pytest.mark.slow
+# URL lifetimes are the reader's business, not the engine's: one engine is enough.
+@pytest.mark.parametrize("engine_name", ["sqlite"], indirect=True)
 def test_reads_outlast_short_lived_urls(
     connected: Filespace, s3_server: SeaweedS3, s3_admin: Any, bucket: str
 ) -> None:
