@@ -93,6 +93,9 @@ class _Handle:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def size(self) -> int:
+        """The size as this handle sees it: grown or cut by its writes, if any."""
+        if not self.writable:
+            return self.entry.size  # seeking a reader would drop its buffer
         with self.lock:
             return int(self.stream.seek(0, io.SEEK_END))
 
@@ -116,7 +119,8 @@ class FilespaceOperations:
     def getattr(self, path: str | None, fh: int | None = None) -> dict[str, int]:
         handle = self._handles.get(fh) if fh is not None else None
         if handle is not None:
-            return self._stat(handle.entry, handle.size())
+            size = handle.size() if handle.writable else self._open_size(handle.entry)
+            return self._stat(handle.entry, size)
         if path is None:
             raise OSError(errno.EBADF, os.strerror(errno.EBADF))
         entry = self._fs.get_entry(path)
