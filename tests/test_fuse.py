@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
+import filespace
 from filespace.testing import SeaweedS3
-from tests.cli_helpers import FILESPACE, Cli, add_store, link, new_cli, write
+from tests.cli_helpers import FILESPACE, Cli, add_store, all_secrets, link, new_cli, write
+from tests.fsfixtures import postgres_schema_url
 
 pytest_plugins = ["tests.cli_helpers"]
 
@@ -55,13 +57,15 @@ def _wait_mounted(mountpoint: Path, process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def mounted(cli: Cli, mountpoint: Path) -> Iterator[Path]:
+def mounted(
+    cli: Cli, mountpoint: Path, location: str | None = None, env: dict[str, str] | None = None
+) -> Iterator[Path]:
     """``filespace mount --foreground`` running until the block ends, then unmounted."""
     assert FILESPACE
     mountpoint.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
-        [FILESPACE, "mount", str(cli.location), str(mountpoint), "--foreground"],
-        env=cli.env,
+        [FILESPACE, "mount", location or str(cli.location), str(mountpoint), "--foreground"],
+        env={**cli.env, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -84,8 +88,6 @@ def mount(
     tmp_path_factory: pytest.TempPathFactory, s3_server: SeaweedS3, shared_bucket: str
 ) -> Iterator[dict[str, Any]]:
     """A filespace with linked objects and a native file, mounted for the whole module."""
-    from tests.cli_helpers import all_secrets
-
     cli = new_cli(tmp_path_factory.mktemp("fuse"), all_secrets(s3_server))
     cli.ok("init", str(cli.location), "--name", "mounted")
     cli.ok("connect", "enable")
@@ -229,6 +231,30 @@ def test_changes_of_other_clients_show_up(mount: dict[str, Any]) -> None:
     with cli.api() as fsp:
         fsp.fs.delete("/others/made.txt")
     assert os.listdir(mount["mnt"] / "others") == []
+
+
+def test_a_shared_filespace_mounts_on_two_hosts_at_once(tmp_path: Path) -> None:
+    # Two mounts of one PostgreSQL filespace stand for two hosts: what one
+    # writes, the other reads once the writer has closed the file.
+    with postgres_schema_url() as url:
+        key = filespace.generate_key()
+        blocks = (tmp_path / "blocks").as_uri()
+        with filespace.create(url, name="shared", data=blocks, key=key) as fsp:
+            fsp.fs.write_file("/from-api.txt", b"made through the API")
+        cli = new_cli(tmp_path / "home")
+        env = {"FILESPACE_KEY": key}
+        with (
+            mounted(cli, tmp_path / "one", url, env) as one,
+            mounted(cli, tmp_path / "two", url, env) as two,
+        ):
+            assert (two / "from-api.txt").read_bytes() == b"made through the API"
+            (one / "d").mkdir()
+            (one / "d" / "w.bin").write_bytes(b"w" * 3_000_000)
+            assert (two / "d" / "w.bin").read_bytes() == b"w" * 3_000_000
+            os.rename(two / "d" / "w.bin", two / "d" / "moved.bin")
+            assert os.listdir(one / "d") == ["moved.bin"]
+        with filespace.open(url, key=key) as fsp:
+            assert fsp.fs.get_statistics().file_count == 2
 
 
 def test_mount_in_the_background_until_unmounted(tmp_path: Path) -> None:
