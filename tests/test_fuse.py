@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import time
@@ -255,6 +256,26 @@ def test_a_shared_filespace_mounts_on_two_hosts_at_once(tmp_path: Path) -> None:
             assert os.listdir(one / "d") == ["moved.bin"]
         with filespace.open(url, key=key) as fsp:
             assert fsp.fs.get_statistics().file_count == 2
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_a_foreground_mount_stops_cleanly_on_a_signal(tmp_path: Path, stop: int) -> None:
+    assert FILESPACE
+    cli = new_cli(tmp_path)
+    cli.ok("init", str(cli.location))
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    command = [FILESPACE, "mount", str(cli.location), str(mountpoint), "--foreground"]
+    process = subprocess.Popen(command, env=cli.env, stderr=subprocess.PIPE)
+    _wait_mounted(mountpoint, process)
+    (mountpoint / "kept.txt").write_bytes(b"kept")
+    process.send_signal(stop)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err.decode()
+    assert b"error" not in err
+    assert not os.path.ismount(mountpoint)
+    with cli.api() as fsp:
+        assert fsp.fs.read_file("/kept.txt") == b"kept"
 
 
 def test_mount_in_the_background_until_unmounted(tmp_path: Path) -> None:

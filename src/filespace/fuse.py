@@ -113,6 +113,7 @@ class FilespaceOperations:
         self._lock = threading.Lock()
         self._uid = os.getuid()
         self._gid = os.getgid()
+        self.served = False
 
     # -- attributes ----------------------------------------------------------------
     @_errors_as_errno
@@ -338,6 +339,10 @@ class FilespaceOperations:
                 handle.stream.close()
         return 0
 
+    def init(self, path: str) -> None:
+        """The kernel has accepted the mount."""
+        self.served = True
+
     def destroy(self, path: str) -> None:
         """Unmounted: close what is still open, committing what was written."""
         with self._lock:
@@ -366,14 +371,20 @@ def mount(fsp: Filespace, mountpoint: str) -> None:
     threading.Thread(
         target=_widen_readahead, args=(mountpoint,), name="filespace-readahead", daemon=True
     ).start()
-    mfusepy.FUSE(
-        operations,
-        mountpoint,
-        foreground=True,
-        fsname=f"filespace:{fsp.name}",
-        subtype="filespace",
-        default_permissions=True,
-    )
+    try:
+        mfusepy.FUSE(
+            operations,
+            mountpoint,
+            foreground=True,
+            fsname=f"filespace:{fsp.name}",
+            subtype="filespace",
+            default_permissions=True,
+        )
+    except RuntimeError as exc:
+        # libfuse reports a loop ended by SIGINT/SIGTERM as a failure too; once
+        # mounted, that is how a foreground mount is meant to stop.
+        if not operations.served:
+            raise RuntimeError(f"the mount failed (libfuse status {exc})") from None
 
 
 def _widen_readahead(mountpoint: str) -> None:
