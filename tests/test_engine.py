@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -199,6 +200,21 @@ def test_racing_writers_count_each_change_once(engine: Engine) -> None:
     assert final is not None
     assert engine.count_links(store.id) == (1, final.size)
     assert engine.counters()["external_size"] == final.size
+
+
+def test_short_lived_threads_leave_no_connections_behind(engine: Engine) -> None:
+    # A FUSE mount calls in on threads Python did not start, and to Python each
+    # call is a new thread: connections must be reused, not opened per thread.
+    def open_files() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    engine.get(ROOT_ID)
+    before = open_files()
+    for _ in range(300):
+        thread = threading.Thread(target=engine.get, args=(ROOT_ID,))
+        thread.start()
+        thread.join()
+    assert open_files() - before < 10
 
 
 def test_blocks_replace_and_drop(engine: Engine) -> None:

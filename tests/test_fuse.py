@@ -60,8 +60,11 @@ def _wait_mounted(mountpoint: Path, process: subprocess.Popen[bytes]) -> None:
 @contextmanager
 def mounted(
     cli: Cli, mountpoint: Path, location: str | None = None, env: dict[str, str] | None = None
-) -> Iterator[Path]:
-    """``filespace mount --foreground`` running until the block ends, then unmounted."""
+) -> Iterator[tuple[Path, int]]:
+    """``filespace mount --foreground`` running until the block ends, then unmounted.
+
+    Gives the mount point and the serving process's id.
+    """
     assert FILESPACE
     mountpoint.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
@@ -72,7 +75,7 @@ def mounted(
     )
     try:
         _wait_mounted(mountpoint, process)
-        yield mountpoint
+        yield mountpoint, process.pid
     finally:
         if os.path.ismount(mountpoint):
             _unmount(mountpoint)
@@ -100,8 +103,8 @@ def mount(
     link(cli, "/linked/big.bin", "main", "data/big.bin", len(BIG), etags["data/big.bin"])
     link(cli, "/linked/small.csv", "main", "data/small.csv", len(SMALL), etags["data/small.csv"])
     write(cli, "/native/hello.txt", b"hello\n")
-    with mounted(cli, cli.home / "mnt") as mountpoint:
-        yield {"cli": cli, "mnt": mountpoint, "s3": s3, "bucket": shared_bucket}
+    with mounted(cli, cli.home / "mnt") as (mountpoint, pid):
+        yield {"cli": cli, "mnt": mountpoint, "pid": pid, "s3": s3, "bucket": shared_bucket}
 
 
 def _errno_of(call: Any, *args: Any) -> int | None:
@@ -144,6 +147,19 @@ def test_the_mount_reads_ahead_in_large_requests(mount: dict[str, Any]) -> None:
     while setting.read_text().strip() != "1024":
         assert time.monotonic() < deadline, f"readahead stayed at {setting.read_text()}"
         time.sleep(0.05)
+
+
+def test_many_calls_hold_no_more_resources(mount: dict[str, Any]) -> None:
+    # FUSE calls arrive on threads Python did not start; nothing may be kept per call.
+    def open_files() -> int:
+        return len(os.listdir(f"/proc/{mount['pid']}/fd"))
+
+    os.stat(mount["mnt"] / "native" / "hello.txt")
+    before = open_files()
+    for index in range(2000):
+        assert _errno_of(os.stat, mount["mnt"] / f"missing-{index}") == errno.ENOENT
+        os.stat(mount["mnt"] / "native" / "hello.txt")
+    assert open_files() - before < 10
 
 
 def test_a_replaced_object_reads_as_stale(mount: dict[str, Any]) -> None:
@@ -245,8 +261,8 @@ def test_a_shared_filespace_mounts_on_two_hosts_at_once(tmp_path: Path) -> None:
         cli = new_cli(tmp_path / "home")
         env = {"FILESPACE_KEY": key}
         with (
-            mounted(cli, tmp_path / "one", url, env) as one,
-            mounted(cli, tmp_path / "two", url, env) as two,
+            mounted(cli, tmp_path / "one", url, env) as (one, _),
+            mounted(cli, tmp_path / "two", url, env) as (two, _),
         ):
             assert (two / "from-api.txt").read_bytes() == b"made through the API"
             (one / "d").mkdir()

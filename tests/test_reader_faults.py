@@ -90,7 +90,10 @@ def test_a_body_cut_short_resumes_where_it_stopped(
             got += chunk
     assert got == data
     log = proxy.log()
-    assert sum(line.startswith("cut after") for line in log) == 2
+    # Two connections are set to be cut, but if the first cut comes before the
+    # other fetchers connect, its resume (one block, below the cut point) takes
+    # the second connection and is not cut.
+    assert 1 <= sum(line.startswith("cut after") for line in log) <= 2
     # The retries asked only for what was missing: no range starts at 0 twice.
     # (The proxy logs the first request of each connection; a request that
     # reused a kept-alive connection may be missing from its log, so "at most".)

@@ -1,12 +1,17 @@
 """The embedded engine: one SQLite file in WAL mode.
 
-Each thread gets its own connection (SQLite connections are not meant to be
-shared between threads mid-transaction); writers take the write lock up front
-with ``BEGIN IMMEDIATE`` so two writers never deadlock upgrading read locks.
+A transaction borrows an idle connection (opening one when none is idle) and
+gives it back when it ends, so there are as many connections as transactions
+ever ran at once. Connections are not tied to threads: a FUSE mount's calls
+arrive on threads Python did not start, where thread-local state lasts one
+call, and a connection per thread leaked one per call. Writers take the write
+lock up front with ``BEGIN IMMEDIATE`` so two writers never deadlock upgrading
+read locks.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -21,57 +26,74 @@ _BUSY_TIMEOUT_MS = 60_000
 
 
 class SqliteDialect(Dialect):
-    """SQLite specifics: per-thread connections, pragmas, error codes."""
+    """SQLite specifics: pooled connections, pragmas, error codes."""
 
     name = "sqlite"
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.url = f"sqlite://{path}"
-        self._local = threading.local()
         self._lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: list[sqlite3.Connection] = []  # every one open, to close
+        self._idle: list[sqlite3.Connection] = []  # those no transaction is using
         self._closed = False
 
-    def _connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            if self._closed:
-                raise ValueError("the filespace is closed")
-            conn = sqlite3.connect(
-                self.path,
-                isolation_level=None,
-                check_same_thread=False,
-                timeout=_BUSY_TIMEOUT_MS / 1000,
-            )
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("PRAGMA foreign_keys = ON")
-            # 64 MiB of pages: the (parent_id, name) index of a million links
-            # stays in memory, so inserts late in a big import cost what early
-            # ones do. Pages are taken only as they are used.
-            conn.execute("PRAGMA cache_size = -65536")
-            conn.execute("PRAGMA wal_autocheckpoint = 10000")
-            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            self._local.conn = conn
-            with self._lock:
-                self._connections.append(conn)
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path,
+            isolation_level=None,
+            check_same_thread=False,  # borrowed by one thread at a time, any thread
+            timeout=_BUSY_TIMEOUT_MS / 1000,
+        )
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        # 64 MiB of pages: the (parent_id, name) index of a million links
+        # stays in memory, so inserts late in a big import cost what early
+        # ones do. Pages are taken only as they are used.
+        conn.execute("PRAGMA cache_size = -65536")
+        conn.execute("PRAGMA wal_autocheckpoint = 10000")
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         return conn
 
     @contextmanager
-    def transaction(self, *, write: bool) -> Iterator[Any]:
-        conn = self._connection()
-        cursor = conn.cursor()
-        cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+    def _borrowed(self) -> Iterator[sqlite3.Connection]:
+        """An idle connection (or a new one) for the block's use alone."""
+        with self._lock:
+            if self._closed:
+                raise ValueError("the filespace is closed")
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = self._open()
+            with self._lock:
+                if self._closed:
+                    conn.close()
+                    raise ValueError("the filespace is closed")
+                self._connections.append(conn)
         try:
-            yield cursor
-        except BaseException:
-            conn.rollback()
-            raise
-        else:
-            conn.commit()
+            yield conn
         finally:
-            cursor.close()
+            if conn.in_transaction:  # a failed commit: the next borrower starts clean
+                with contextlib.suppress(sqlite3.Error):
+                    conn.rollback()
+            with self._lock:
+                if not self._closed:
+                    self._idle.append(conn)
+
+    @contextmanager
+    def transaction(self, *, write: bool) -> Iterator[Any]:
+        with self._borrowed() as conn:
+            cursor = conn.cursor()
+            cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield cursor
+            except BaseException:
+                conn.rollback()
+                raise
+            else:
+                conn.commit()
+            finally:
+                cursor.close()
 
     def insert_links(
         self,
@@ -117,11 +139,10 @@ class SqliteDialect(Dialect):
     def has_schema(self) -> bool:
         if not self.path.exists():
             return False
-        row = (
-            self._connection()
-            .execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'settings'")
-            .fetchone()
-        )
+        with self._borrowed() as conn:
+            row = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'settings'"
+            ).fetchone()
         return row is not None
 
     def is_unique_violation(self, exc: BaseException) -> bool:
@@ -133,10 +154,9 @@ class SqliteDialect(Dialect):
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            connections, self._connections = self._connections, []
+            connections, self._connections, self._idle = self._connections, [], []
         for conn in connections:
             conn.close()
-        self._local = threading.local()
 
 
 def open_sqlite(path: Path) -> SqlEngine:
