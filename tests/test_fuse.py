@@ -8,6 +8,8 @@ import shutil
 import signal
 import stat
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +26,34 @@ from tests.fsfixtures import postgres_schema_url
 pytest_plugins = ["tests.cli_helpers"]
 
 
+# Mounts an empty file system of mfusepy's own (not ours) and unmounts it: whether
+# this machine lets a process mount at all (a container may forbid it).
+_PROBE = """
+import os, subprocess, sys, threading, time
+import mfusepy
+
+class Empty:
+    use_ns = True
+    def getattr(self, path, fh=None):
+        if path == "/":
+            return {"st_mode": 0o40755, "st_nlink": 2}
+        raise OSError(2, "no such file")
+    def readdir(self, path, fh):
+        return [".", ".."]
+
+def unmount_when_up(target):
+    for _ in range(200):
+        if os.path.ismount(target):
+            subprocess.run(["fusermount3", "-u", target], check=True)
+            return
+        time.sleep(0.05)
+    os._exit(3)
+
+threading.Thread(target=unmount_when_up, args=(sys.argv[1],), daemon=True).start()
+mfusepy.FUSE(Empty(), sys.argv[1], foreground=True)
+"""
+
+
 def _fuse_missing() -> str | None:
     """Why this machine cannot mount with FUSE, or None."""
     if not os.path.exists("/dev/fuse"):
@@ -34,10 +64,18 @@ def _fuse_missing() -> str | None:
         import mfusepy  # noqa: F401 - loading it loads libfuse
     except (ImportError, OSError) as exc:
         return f"libfuse cannot be loaded: {exc}"
+    with tempfile.TemporaryDirectory() as target:
+        probe = subprocess.run(
+            [sys.executable, "-c", _PROBE, target], capture_output=True, timeout=60, check=False
+        )
+    if probe.returncode != 0:
+        said = probe.stderr.decode(errors="replace").strip().splitlines()
+        return f"this machine refuses FUSE mounts: {said[-1] if said else probe.returncode}"
     return None
 
 
-pytestmark = pytest.mark.skipif(_fuse_missing() is not None, reason=str(_fuse_missing()))
+_WHY_NOT = _fuse_missing()
+pytestmark = pytest.mark.skipif(_WHY_NOT is not None, reason=str(_WHY_NOT))
 
 BIG = os.urandom(20 * 1024 * 1024 + 12_345)  # several blocks and readahead windows
 SMALL = b"id,value\n1,one\n2,two\n"
