@@ -15,31 +15,19 @@ median rates and the fsspec/direct ratio (target: >= 0.8).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import shutil
-import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 import fsspec
-from linked_object import MIB, PATH, link_big_object
+from linked_object import MIB, PATH, link_big_object, medians, runs_line, timed_read
 
 import filespace
 from filespace.fsspec import FilespaceFileSystem, close_shared_filespaces
 from filespace.testing import SeaweedS3
-
-
-def _timed_read(opener: Callable[[], IO[bytes]], chunk: int) -> tuple[float, str]:
-    digest = hashlib.blake2b(digest_size=16)
-    start = time.perf_counter()
-    with opener() as handle:
-        while data := handle.read(chunk):
-            digest.update(data)
-    return time.perf_counter() - start, digest.hexdigest()
 
 
 def main() -> None:
@@ -73,7 +61,7 @@ def main() -> None:
             for run in range(args.repeat):
                 order = ["direct", "fsspec"] if run % 2 == 0 else ["fsspec", "direct"]
                 for name in order:
-                    seconds, digest = _timed_read(openers[name], chunk)
+                    seconds, digest = timed_read(openers[name], chunk)
                     if digest != expected:
                         raise AssertionError(f"{name} read different bytes")
                     rates[name].append(args.size_mib / seconds)
@@ -82,7 +70,7 @@ def main() -> None:
             close_shared_filespaces()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    median = {name: statistics.median(values) for name, values in rates.items()}
+    median = medians(rates)
     print(
         f"linked object {args.size_mib} MiB, chunk {args.chunk_mib} MiB, cache "
         f"{args.cache_mb} MB, median of {args.repeat} runs"
@@ -91,9 +79,7 @@ def main() -> None:
         f"fs.open direct {median['direct']:7.0f} MiB/s   fsspec {median['fsspec']:7.0f} MiB/s"
         f"   ratio {median['fsspec'] / median['direct']:.2f}"
     )
-    print(
-        "runs (MiB/s):", {name: [round(rate) for rate in values] for name, values in rates.items()}
-    )
+    print(runs_line(rates))
 
 
 if __name__ == "__main__":

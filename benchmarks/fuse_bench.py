@@ -17,34 +17,21 @@ other two.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import IO
 
-from linked_object import KEY, MIB, PATH, link_big_object
+from linked_object import KEY, MIB, PATH, link_big_object, medians, runs_line, timed_read
 
 import filespace
 from filespace.testing import SeaweedS3
-
-
-def _timed(read_all: Callable[[Callable[[bytes], None]], None]) -> tuple[float, str]:
-    digest = hashlib.blake2b(digest_size=16)
-    start = time.perf_counter()
-    read_all(digest.update)
-    return time.perf_counter() - start, digest.hexdigest()
-
-
-def _drain(handle: Any, chunk: int, sink: Callable[[bytes], None]) -> None:
-    while data := handle.read(chunk):
-        sink(data)
 
 
 def _mount(location: str, mountpoint: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -83,18 +70,16 @@ def main() -> None:
             direct = filespace.open(
                 location, key=key, cache_dir=scratch / "cache-direct", cache_size_mb=0
             )
-            readers: dict[str, Callable[[Callable[[bytes], None]], None]] = {
-                "boto3": lambda sink: _drain(
-                    s3.get_object(Bucket=bucket, Key=KEY)["Body"], chunk, sink
-                ),
-                "fs.open": lambda sink: _with(direct.fs.open(PATH, "rb"), chunk, sink),
-                "mount": lambda sink: _read_file(mountpoint / PATH.lstrip("/"), chunk, sink),
+            openers: dict[str, Callable[[], IO[bytes]]] = {
+                "boto3": lambda: s3.get_object(Bucket=bucket, Key=KEY)["Body"],
+                "fs.open": lambda: direct.fs.open(PATH, "rb"),
+                "mount": partial(open, mountpoint / PATH.lstrip("/"), "rb", buffering=0),
             }
             try:
-                names = list(readers)
+                names = list(openers)
                 for run in range(args.repeat):
                     for name in names[run % 3 :] + names[: run % 3]:
-                        seconds, digest = _timed(readers[name])
+                        seconds, digest = timed_read(openers[name], chunk)
                         if digest != linked.digest:
                             raise AssertionError(f"{name} read different bytes")
                         rates[name].append(args.size_mib / seconds)
@@ -104,7 +89,7 @@ def main() -> None:
                 process.wait(timeout=60)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    median = {name: statistics.median(values) for name, values in rates.items()}
+    median = medians(rates)
     print(
         f"linked object {args.size_mib} MiB, chunk {args.chunk_mib} MiB, no block cache, "
         f"median of {args.repeat} rounds"
@@ -114,17 +99,7 @@ def main() -> None:
         f"mount / boto3 {median['mount'] / median['boto3']:.2f}   "
         f"mount / fs.open {median['mount'] / median['fs.open']:.2f}"
     )
-    print("runs (MiB/s):", {name: [round(r) for r in values] for name, values in rates.items()})
-
-
-def _read_file(path: Path, chunk: int, sink: Callable[[bytes], None]) -> None:
-    with open(path, "rb", buffering=0) as handle:
-        _drain(handle, chunk, sink)
-
-
-def _with(handle: Any, chunk: int, sink: Callable[[bytes], None]) -> None:
-    with handle:
-        _drain(handle, chunk, sink)
+    print(runs_line(rates))
 
 
 if __name__ == "__main__":

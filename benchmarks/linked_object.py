@@ -1,12 +1,16 @@
-"""Set-up shared by the read benchmarks: one large object, linked into a new filespace."""
+"""What the read benchmarks share: one large object linked into a new filespace,
+a timed and checked read, and the summary of each contender's runs."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import statistics
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import filespace
 from filespace.testing import SeaweedS3
@@ -52,3 +56,25 @@ def link_big_object(server: SeaweedS3, scratch: Path, size_mib: int) -> LinkedOb
         fsp.fs.create_dir(PATH.rsplit("/", 1)[0])
         fsp.connect.link_file(PATH, "bench", KEY)
     return LinkedObject(s3=s3, bucket=bucket, location=location, key=key, digest=digest)
+
+
+def timed_read(opener: Callable[[], IO[bytes]], chunk: int) -> tuple[float, str]:
+    """Seconds to read what ``opener`` opens start to end in ``chunk`` reads, and its digest."""
+    digest = hashlib.blake2b(digest_size=16)
+    start = time.perf_counter()
+    with opener() as handle:
+        while data := handle.read(chunk):
+            digest.update(data)
+    return time.perf_counter() - start, digest.hexdigest()
+
+
+def medians(rates: dict[str, list[float]]) -> dict[str, float]:
+    """Each contender's median rate."""
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
+def runs_line(rates: dict[str, list[float]]) -> str:
+    """Every run's rate, for the record next to the medians."""
+    return "runs (MiB/s): " + str(
+        {name: [round(r) for r in values] for name, values in rates.items()}
+    )
