@@ -2,8 +2,9 @@
 
 Native files are read-write and linked files read-only (``EROFS``); both go
 through the same streams, readahead and block cache as ``fsp.fs.open``. Each
-open file is one unbuffered stream. FUSE calls arrive on many threads and
-carry their own offsets, so a call takes its handle's lock and seeks first.
+open file is one stream: buffered for reading, unbuffered for writing. FUSE
+calls arrive on many threads and carry their own offsets, so a call takes its
+handle's lock and seeks first.
 
 What a POSIX tool may expect and a filespace does not keep:
 
@@ -51,7 +52,8 @@ _STATFS_FILES = 1 << 32
 
 # The kernel reads ahead 128 KiB on a FUSE mount by default, so a sequential
 # reader costs one FUSE call per 128 KiB; at 1 MiB the calls are 1 MiB each
-# (measured: 974 vs 130 MiB/s on this machine). Raised once mounted, if allowed.
+# (a native 20 MiB file: 1015-1212 vs 672-868 MiB/s, docs/benchmarks.md).
+# Raised once mounted, if allowed.
 _KERNEL_READAHEAD_KB = 1024
 _MOUNT_WAIT_S = 30.0
 
@@ -106,7 +108,6 @@ class FilespaceOperations:
     use_ns = True  # times are handed over as integer nanoseconds
 
     def __init__(self, fsp: Filespace) -> None:
-        self._fsp = fsp
         self._fs = fsp.fs
         self._handles: dict[int, _Handle] = {}
         self._numbers = itertools.count(1)

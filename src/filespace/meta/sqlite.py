@@ -73,7 +73,7 @@ class SqliteDialect(Dialect):
         try:
             yield conn
         finally:
-            if conn.in_transaction:  # a failed commit: the next borrower starts clean
+            if conn.in_transaction:  # failed, or failed to commit: the next borrower starts clean
                 with contextlib.suppress(sqlite3.Error):
                     conn.rollback()
             with self._lock:
@@ -82,15 +82,11 @@ class SqliteDialect(Dialect):
 
     @contextmanager
     def transaction(self, *, write: bool) -> Iterator[Any]:
-        with self._borrowed() as conn:
+        with self._borrowed() as conn:  # rolls back whatever did not commit
             cursor = conn.cursor()
             cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield cursor
-            except BaseException:
-                conn.rollback()
-                raise
-            else:
                 conn.commit()
             finally:
                 cursor.close()
