@@ -4,8 +4,9 @@ Every read and write of metadata goes through an ``Engine``; nothing above
 this package writes SQL. Each mutating method is one transaction: it either
 happens whole or not at all, and the counters it touches change in the same
 transaction as the rows they count. Engines raise the ``MetaError``
-subclasses below; the layers above turn them into the public errors, adding
-the paths the engine never sees.
+subclasses of ``meta.errors``; the layers above turn them into the public
+errors with ``meta.errors.engine_errors``, adding the paths the engine never
+sees.
 """
 
 from __future__ import annotations
@@ -13,6 +14,17 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
+from filespace.meta.errors import (
+    MetaError,
+    NameTaken,
+    NoSuchEntry,
+    NoSuchStore,
+    NotEmpty,
+    StoreBusy,
+    StoreLimit,
+    StoreTaken,
+    WouldCycle,
+)
 from filespace.meta.records import (
     BlockRecord,
     EntryRecord,
@@ -22,46 +34,6 @@ from filespace.meta.records import (
     Removed,
     StoreRecord,
 )
-
-
-class MetaError(Exception):
-    """Base of the engine's own errors (never seen by users as such)."""
-
-
-class NameTaken(MetaError):
-    """The directory already has an entry with that name."""
-
-
-class NoSuchEntry(MetaError):
-    """The entry (or the parent given) does not exist or is not a directory."""
-
-
-class NotEmpty(MetaError):
-    """The directory has entries."""
-
-
-class WouldCycle(MetaError):
-    """Moving a directory into itself or its own subtree."""
-
-
-class StoreTaken(MetaError):
-    """A data store with that name exists."""
-
-
-class StoreLimit(MetaError):
-    """The maximum number of data stores is reached."""
-
-
-class NoSuchStore(MetaError):
-    """No data store has that name (or id)."""
-
-
-class StoreBusy(MetaError):
-    """The data store still has links."""
-
-    def __init__(self, count: int) -> None:
-        super().__init__(f"{count} linked files")
-        self.count = count
 
 
 class Engine(ABC):
@@ -298,3 +270,17 @@ class Engine(ABC):
         Works through the subtree in transactions of at most ``batch`` links;
         ``dry_run`` only counts them.
         """
+
+
+__all__ = [
+    "Engine",
+    "MetaError",
+    "NameTaken",
+    "NoSuchEntry",
+    "NoSuchStore",
+    "NotEmpty",
+    "StoreBusy",
+    "StoreLimit",
+    "StoreTaken",
+    "WouldCycle",
+]

@@ -714,7 +714,7 @@ class SqlEngine(BulkSqlMixin, Engine):
                 raise StoreTaken(store.name)
             count = tx.one("SELECT COUNT(*) FROM data_stores")
             if count is not None and int(count[0]) >= limit:
-                raise StoreLimit(str(limit))
+                raise StoreLimit(limit)
             try:
                 row = tx.one(
                     "INSERT INTO data_stores (uid, name, kind, bucket, region, endpoint,"

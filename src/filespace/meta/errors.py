@@ -1,0 +1,118 @@
+"""The engine's own errors, and the one table that turns them into public errors.
+
+Engines know ids, never paths, so their errors carry no path. The layers above
+call engine operations inside ``engine_errors(path=..., store=...)``, which
+raises the public error the contract names, with the path or store name the
+caller knows. Every mapping from an engine error to a public error is here.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from filespace.errors import (
+    DataStoreExistsError,
+    DataStoreLimitError,
+    DataStoreNotEmptyError,
+    DataStoreNotFoundError,
+    LinkExistsError,
+    MissingParentError,
+)
+
+
+class MetaError(Exception):
+    """Base of the engine's own errors (never seen by users as such)."""
+
+
+class NameTaken(MetaError):
+    """The directory already has an entry with that name."""
+
+
+class NoSuchEntry(MetaError):
+    """The entry (or the parent given) does not exist or is not a directory."""
+
+
+class NotEmpty(MetaError):
+    """The directory has entries."""
+
+
+class WouldCycle(MetaError):
+    """Moving a directory into itself or its own subtree."""
+
+
+class StoreTaken(MetaError):
+    """A data store with that name exists."""
+
+
+class StoreLimit(MetaError):
+    """The maximum number of data stores is reached."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(str(limit))
+        self.limit = limit
+
+    def __reduce__(self) -> tuple[type[StoreLimit], tuple[int]]:
+        return type(self), (self.limit,)
+
+
+class NoSuchStore(MetaError):
+    """No data store has that name (or id)."""
+
+
+class StoreBusy(MetaError):
+    """The data store still has links."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} linked files")
+        self.count = count
+
+    def __reduce__(self) -> tuple[type[StoreBusy], tuple[int]]:
+        return type(self), (self.count,)
+
+
+def public_error(
+    exc: MetaError, *, path: str = "", store: str = "", link: bool = False
+) -> Exception:
+    """The public error for an engine error, naming ``path`` or ``store``.
+
+    ``link`` marks an operation that creates an external link, whose taken path
+    and missing parent have their own public errors (``LinkExistsError``,
+    ``MissingParentError``).
+    """
+    if isinstance(exc, NameTaken):
+        if link:
+            return LinkExistsError(path)
+        return FileExistsError(errno.EEXIST, "file exists", path)
+    if isinstance(exc, NoSuchEntry):
+        if link:
+            return MissingParentError(path)
+        return FileNotFoundError(errno.ENOENT, "no such file or directory", path)
+    if isinstance(exc, NotEmpty):
+        return OSError(errno.ENOTEMPTY, "directory not empty", path)
+    if isinstance(exc, WouldCycle):
+        return OSError(errno.EINVAL, "cannot move a directory into itself", path)
+    if isinstance(exc, NoSuchStore):
+        return DataStoreNotFoundError(f"no data store named {store!r}")
+    if isinstance(exc, StoreTaken):
+        return DataStoreExistsError(f"a data store named {store!r} already exists")
+    if isinstance(exc, StoreLimit):
+        return DataStoreLimitError(
+            f"this filespace already has the maximum of {exc.limit} data stores"
+        )
+    if isinstance(exc, StoreBusy):
+        return DataStoreNotEmptyError(store, exc.count)
+    return exc
+
+
+@contextmanager
+def engine_errors(*, path: str = "", store: str = "", link: bool = False) -> Iterator[None]:
+    """Run engine calls, raising each ``MetaError`` as its public error (see ``public_error``)."""
+    try:
+        yield
+    except MetaError as exc:
+        mapped = public_error(exc, path=path, store=store, link=link)
+        if mapped is exc:
+            raise
+        raise mapped from None
