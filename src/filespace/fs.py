@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from filespace import paths
@@ -29,7 +29,8 @@ from filespace.io.external import (
 )
 from filespace.io.native import NativeRawFile
 from filespace.io.streams import parse_mode, wrap
-from filespace.meta.engine import Engine, NameTaken, NoSuchEntry, NotEmpty, WouldCycle
+from filespace.meta.engine import Engine, NameTaken, NoSuchEntry, WouldCycle
+from filespace.meta.errors import engine_errors
 from filespace.meta.records import ROOT_ID, EntryRecord
 from filespace.models import DirEntry, FilespaceSize, FilespaceStatistics
 from filespace.resolver import Resolver
@@ -91,10 +92,36 @@ class Filesystem:
         return f"Filesystem(engine={self._engine.url!r})"
 
     # -- queries -------------------------------------------------------------------
-    def get_entry(self, path: str) -> DirEntry:
-        """The entry at ``path`` (a symlink itself, not its target)."""
-        entry = self._resolver.walk(path, follow_last=False)
+    def get_entry(self, path: str, *, follow_symlinks: bool = False) -> DirEntry:
+        """The entry at ``path``: a symlink itself (as ``lstat``), or with
+        ``follow_symlinks`` what it finally points at (as ``stat``)."""
+        entry = self._resolver.walk(path, follow_last=follow_symlinks)
         return dir_entry(entry, paths.normalize(path))
+
+    def exists(self, path: str) -> bool:
+        """Whether anything (file, directory, symlink, even a dangling one) is at ``path``."""
+        paths.split(path)  # a malformed path is the caller's error, not "no"
+        try:
+            self._resolver.walk(path, follow_last=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        return True
+
+    def walk(self, top: str) -> Iterator[tuple[str, DirEntry]]:
+        """``(path, entry)`` for everything under directory ``top``, depth first by name.
+
+        One directory is read at a time, so memory follows the tree's depth and
+        width, not its size. Symbolic links are listed, never followed (one may
+        point at its own ancestor), as ``os.walk`` does by default.
+        """
+        pending = [paths.normalize(top)]
+        while pending:
+            directory = pending.pop()
+            entries = self.read_dir(directory)
+            base = directory.rstrip("/")
+            for entry in entries:
+                yield f"{base}/{entry.name}", entry
+            pending.extend(f"{base}/{entry.name}" for entry in reversed(entries) if entry.is_dir())
 
     def read_dir(self, path: str) -> list[DirEntry]:
         """The entries of a directory, by name."""
@@ -125,15 +152,55 @@ class Filesystem:
             return False
 
     # -- namespace changes -----------------------------------------------------------
-    def create_dir(self, path: str) -> None:
-        """Make a directory; its parent must exist."""
-        parent, name = self._resolver.parent(path)
+    def create_dir(self, path: str, parents: bool = False, *, dry_run: bool = False) -> list[str]:
+        """Make a directory; the directories it made (or would make, with ``dry_run``).
+
+        Without ``parents`` the parent must exist and ``path`` must not. With
+        ``parents`` (``mkdir -p``) missing ancestors are made too, all in one
+        transaction, and an existing directory is no error; symbolic links on the
+        way are followed. Something other than a directory in the way is
+        ``FileExistsError`` naming it.
+        """
+        if not parents:
+            return self._create_one_dir(path, dry_run=dry_run)
+        names = paths.split(path)
+        base, found = self._deepest_dir(names)
+        missing = names[found:]
+        made = [paths.join(names[: found + count + 1]) for count in range(len(missing))]
+        if missing and not dry_run:
+            chain = self._engine.make_dirs([(base.id, missing)], time.time_ns())[0]
+            if chain is None:  # a file appeared on the way meanwhile, or the base vanished
+                raise FileExistsError(errno.EEXIST, "exists and is not a directory", path)
+        return made
+
+    def _create_one_dir(self, path: str, *, dry_run: bool) -> list[str]:
         try:
-            self._engine.create(parent.id, name, "dir", time.time_ns())
-        except NameTaken:
-            raise FileExistsError(errno.EEXIST, "file exists", path) from None
-        except NoSuchEntry:
-            raise FileNotFoundError(errno.ENOENT, "parent directory vanished", path) from None
+            parent, name = self._resolver.parent(path)
+        except FileNotFoundError:
+            raise FileNotFoundError(errno.ENOENT, "parent directory does not exist", path) from None
+        if dry_run:
+            if self._engine.lookup(parent.id, name) is not None:
+                raise FileExistsError(errno.EEXIST, "file exists", path)
+        else:
+            with engine_errors(path=path):
+                self._engine.create(parent.id, name, "dir", time.time_ns())
+        return [paths.normalize(path)]
+
+    def _deepest_dir(self, names: tuple[str, ...]) -> tuple[EntryRecord, int]:
+        """The deepest existing directory on the way to ``names``, and how many names it spans."""
+        base = self._resolver.root()
+        for count in range(1, len(names) + 1):
+            prefix = paths.join(names[:count])
+            try:
+                entry = self._resolver.walk(prefix, follow_last=True)
+            except FileNotFoundError:
+                break
+            if not entry.is_dir:
+                raise FileExistsError(errno.EEXIST, "exists and is not a directory", prefix)
+            base = entry
+        else:
+            count = len(names) + 1
+        return base, count - 1
 
     def delete(self, path: str) -> None:
         """Remove a file, external link or symlink (not a directory)."""
@@ -150,30 +217,46 @@ class Filesystem:
         if removed.block_keys:
             self._blocks().delete(removed.block_keys)
 
-    def delete_dir(self, path: str, recursive: bool = False) -> None:
-        """Remove a directory; with ``recursive``, everything in it too."""
+    def delete_dir(self, path: str, recursive: bool = False, *, dry_run: bool = False) -> int:
+        """Remove a directory; with ``recursive``, everything in it too, in one transaction.
+
+        Returns how many entries went with it (0 for an empty one); ``dry_run``
+        removes nothing and counts them.
+        """
         entry = self._resolver.walk(path, follow_last=False)
         if not entry.is_dir:
             raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)
         if entry.id == ROOT_ID:
             raise PermissionError(errno.EPERM, "the root directory cannot be removed", path)
-        try:
+        if dry_run:
+            inside = sum(1 for _ in self.walk(path)) if recursive else 0
+            if inside and not recursive:
+                raise OSError(errno.ENOTEMPTY, "directory not empty", path)
+            return inside
+        with engine_errors(path=path):
             removed = (
                 self._engine.remove_tree(entry.id) if recursive else self._engine.remove(entry.id)
             )
-        except NotEmpty:
-            raise OSError(errno.ENOTEMPTY, "directory not empty", path) from None
-        except NoSuchEntry:
-            raise FileNotFoundError(errno.ENOENT, "no such file or directory", path) from None
         if removed.block_keys:
             self._blocks().delete(removed.block_keys)
+        return removed.entries - 1
 
-    def move(self, src: str, dst: str) -> None:
-        """Rename or move ``src`` to ``dst``, which must not exist."""
+    def move(self, src: str, dst: str, *, dry_run: bool = False) -> None:
+        """Rename or move ``src`` to ``dst``, which must not exist, in one transaction.
+
+        ``dry_run`` changes nothing and raises what the move would raise.
+        """
         entry = self._resolver.walk(src, follow_last=False)
         if entry.id == ROOT_ID:
             raise OSError(errno.EINVAL, "the root directory cannot be moved", src)
         parent, name = self._resolver.parent(dst)
+        source, target = paths.normalize(src), paths.normalize(dst)
+        if dry_run:
+            if entry.is_dir and (target + "/").startswith(source + "/"):
+                raise OSError(errno.EINVAL, "cannot move a directory into itself", target)
+            if self._engine.lookup(parent.id, name) is not None:
+                raise FileExistsError(errno.EEXIST, "destination exists", dst)
+            return
         try:
             self._engine.rename(entry.id, parent.id, name, time.time_ns())
         except NameTaken:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import posixpath
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -12,7 +13,6 @@ from filespace.cli import context, output
 from filespace.cli.context import fs_path, join
 from filespace.cli.errors import CliError
 from filespace.cli.params import DryRunOpt, JsonOpt, ParentsOpt, YesOpt
-from filespace.cli.walk import exists, walk
 from filespace.models import DirEntry
 
 if TYPE_CHECKING:
@@ -183,33 +183,6 @@ def tree(
     output.say(f"{dirs}, {output.counted(counts['files'], 'file')}")
 
 
-def _dirs_to_create(fs: Filesystem, path: str, parents: bool) -> list[str]:
-    if not parents:
-        if exists(fs, path):
-            raise FileExistsError(errno.EEXIST, "file exists", path)
-        if not fs.dir_exists(context.dirname(path)):
-            raise FileNotFoundError(errno.ENOENT, "parent directory does not exist", path)
-        return [path]
-    missing: list[str] = []
-    prefix = ""
-    for name in path.strip("/").split("/") if path != "/" else []:
-        prefix = f"{prefix}/{name}"
-        if missing or not fs.dir_exists(prefix):
-            if not missing and exists(fs, prefix):
-                raise FileExistsError(errno.EEXIST, "exists and is not a directory", prefix)
-            missing.append(prefix)
-    return missing
-
-
-def make_dirs(fs: Filesystem, path: str, *, parents: bool, dry_run: bool) -> list[str]:
-    """Create ``path`` (and with ``parents`` its missing ancestors); what was created."""
-    missing = _dirs_to_create(fs, path, parents)
-    if not dry_run:
-        for directory in missing:
-            fs.create_dir(directory)
-    return missing
-
-
 def mkdir(
     ctx: typer.Context,
     paths: PathsArg,
@@ -221,7 +194,7 @@ def mkdir(
     created: list[str] = []
     with context.opened(ctx) as fsp:
         for path in paths:
-            created += make_dirs(fsp.fs, fs_path(path), parents=parents, dry_run=dry_run)
+            created += fsp.fs.create_dir(fs_path(path), parents, dry_run=dry_run)
     if context.wants_json(ctx, json_):
         output.emit_json({"dry_run": dry_run, "created": created})
         return
@@ -251,7 +224,7 @@ def rm(
                     raise IsADirectoryError(errno.EISDIR, "is a directory (use rm -r)", path)
                 if path == "/":
                     raise CliError("/: refusing to remove the root directory")
-                inside = sum(1 for _ in walk(fs, path))
+                inside = fs.delete_dir(path, recursive=True, dry_run=True)
             removed.append({"path": path, "type": entry.type, "entries_inside": inside})
         dirs = [d for d in removed if d["type"] == "dir"]
         if dirs and not dry_run:
@@ -260,7 +233,7 @@ def rm(
             context.confirm(f"remove {names} and the {total} entries inside", yes=yes)
         for doc in [] if dry_run else removed:
             if doc["type"] == "dir":
-                fs.delete_dir(doc["path"], recursive=True)
+                doc["entries_inside"] = fs.delete_dir(doc["path"], recursive=True)
             else:
                 fs.delete(doc["path"])
     if context.wants_json(ctx, json_):
@@ -282,20 +255,12 @@ def mv(
     source_path, target = fs_path(src), fs_path(dst)
     with context.opened(ctx) as fsp:
         fs = fsp.fs
-        fs.get_entry(source_path)
         if source_path == "/":
             raise CliError("/: the root directory cannot be moved")
-        if fs.dir_exists(target):
-            target = join(target, context.basename(source_path))
-        if target.startswith(source_path + "/"):
-            raise OSError(errno.EINVAL, "cannot move a directory into itself", target)
-        if dry_run:
-            if exists(fs, target):
-                raise FileExistsError(errno.EEXIST, "destination exists", target)
-            if not fs.dir_exists(context.dirname(target)):
-                raise FileNotFoundError(errno.ENOENT, "no such directory", context.dirname(target))
-        else:
-            fs.move(source_path, target)
+        fs.get_entry(source_path)
+        if fs.dir_exists(target):  # as mv(1): into an existing directory
+            target = posixpath.join(target, posixpath.basename(source_path))
+        fs.move(source_path, target, dry_run=dry_run)
     if context.wants_json(ctx, json_):
         output.emit_json({"dry_run": dry_run, "source": source_path, "destination": target})
     else:

@@ -12,7 +12,6 @@ from filespace import Filespace, Filesystem
 from filespace.cli import context, output, s3check
 from filespace.cli.context import fs_path
 from filespace.cli.errors import CliError
-from filespace.cli.files import make_dirs
 from filespace.cli.params import DryRunOpt, JsonOpt, ParentsOpt, StoreOpt, YesOpt
 from filespace.cli.walk import exists, walk
 from filespace.connect import validation as check
@@ -33,7 +32,7 @@ def _parents(fs: Filesystem, path: str, parents: bool, dry_run: bool) -> list[st
         raise LinkExistsError(path)
     parent = context.dirname(path)
     if parents:
-        return make_dirs(fs, parent, parents=True, dry_run=dry_run)
+        return fs.create_dir(parent, True, dry_run=dry_run)
     if not fs.dir_exists(parent):
         raise MissingParentError(path)
     return []
