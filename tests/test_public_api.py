@@ -1,65 +1,67 @@
 """The public surface: exported names, signatures of the contract, lazy imports."""
 
 from __future__ import annotations
+import __future__
 
 import inspect
+import pickle
 import subprocess
 import sys
+import types
 
 import filespace
 from filespace import ConnectManager, Filesystem
 
-EXPECTED_EXPORTS = {
-    "ConnectManager",
-    "ConnectUnavailableError",
-    "DataStoreError",
-    "DataStoreExistsError",
-    "DataStoreInfo",
-    "DataStoreKind",
-    "DataStoreLimitError",
-    "DataStoreNotEmptyError",
-    "DataStoreNotFoundError",
-    "DataStoreRekeyState",
-    "DirEntry",
-    "EngineError",
-    "ExternalFileInfo",
-    "ExternalReadError",
-    "Filespace",
-    "FilespaceError",
-    "FilespaceKeyError",
-    "FilespaceSize",
-    "FilespaceStatistics",
-    "Filesystem",
-    "KeyNotFoundError",
-    "LinkExistsError",
-    "LinkFailure",
-    "LinkItem",
-    "LinkReport",
-    "LinkedFilesResult",
-    "MirrorReport",
-    "MissingParentError",
-    "NotAFilespaceError",
-    "NotALinkError",
-    "ObjectNotFoundError",
-    "ReadOnlyFileError",
-    "S3Credentials",
-    "S3DataStoreConfig",
-    "SkippedKey",
-    "StaleFileError",
-    "UnsupportedFormatError",
-    "WrongKeyError",
-    "__version__",
-    "create",
-    "generate_key",
-    "open",
-    "upgrade",
-}
+
+def _public_names() -> set[str]:
+    """Every public name the package binds, submodules aside."""
+    return {
+        name
+        for name, value in vars(filespace).items()
+        if not name.startswith("_")
+        and not isinstance(value, types.ModuleType | __future__._Feature)
+    }
 
 
-def test_exports_are_exactly_the_curated_names() -> None:
-    assert set(filespace.__all__) == EXPECTED_EXPORTS
+def test_all_lists_every_public_name_once() -> None:
+    assert len(filespace.__all__) == len(set(filespace.__all__))
+    assert set(filespace.__all__) == _public_names() | {"__version__"}
     for name in filespace.__all__:
         assert hasattr(filespace, name), name
+
+
+def test_every_export_is_documented() -> None:
+    for name in filespace.__all__:
+        value = getattr(filespace, name)
+        if inspect.isclass(value) or inspect.isfunction(value):
+            assert (value.__doc__ or "").strip(), f"filespace.{name} has no docstring"
+
+
+def test_every_public_error_is_exported_and_pickles() -> None:
+    errors = [
+        value
+        for value in vars(filespace).values()
+        if inspect.isclass(value) and issubclass(value, BaseException)
+    ]
+    assert set(errors) == {getattr(filespace.errors, name) for name in filespace.errors.__all__}
+    for error in errors:
+        made = _example(error)
+        again = pickle.loads(pickle.dumps(made))  # noqa: S301 - our own bytes
+        assert type(again) is error
+        assert str(again) == str(made)
+        assert again.args == made.args
+        for attribute in ("errno", "filename", "count"):
+            assert getattr(again, attribute, None) == getattr(made, attribute, None)
+
+
+def _example(error: type[BaseException]) -> BaseException:
+    """One instance of a public error, built the way filespace raises it."""
+    init = error.__dict__.get("__init__")
+    names = [] if init is None else list(inspect.signature(init).parameters)[1:]
+    arguments: dict[str, object] = {"path": "/a/b", "detail": "why", "name": "store", "count": 3}
+    if names:
+        return error(*(arguments[name] for name in names))
+    return error("what went wrong")
 
 
 def _params(function: object) -> list[tuple[str, object, object]]:

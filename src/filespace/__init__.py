@@ -14,7 +14,7 @@ Heavy dependencies (boto3/botocore, urllib3, cryptography) load on first use.
 
 from __future__ import annotations
 
-from filespace.connect.manager import ConnectManager
+from filespace.connect.manager import FIRST_CONNECT_FORMAT, ConnectManager
 from filespace.connect.models import (
     DataStoreInfo,
     DataStoreKind,
@@ -52,13 +52,26 @@ from filespace.errors import (
     WrongKeyError,
 )
 from filespace.fs import Filesystem
+from filespace.io.cache import cache_root
 from filespace.keys import generate_key
 from filespace.models import DirEntry, FilespaceSize, FilespaceStatistics
-from filespace.space import Filespace, create, open, upgrade
+from filespace.paths import normalize as normalize_path
+from filespace.space import (
+    CURRENT_FORMAT,
+    OLDEST_FORMAT,
+    Filespace,
+    check_new_location,
+    create,
+    open,
+    upgrade,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CURRENT_FORMAT",
+    "FIRST_CONNECT_FORMAT",
+    "OLDEST_FORMAT",
     "ConnectManager",
     "ConnectUnavailableError",
     "DataStoreError",
@@ -98,8 +111,11 @@ __all__ = [
     "UnsupportedFormatError",
     "WrongKeyError",
     "__version__",
+    "cache_root",
+    "check_new_location",
     "create",
     "generate_key",
+    "normalize_path",
     "open",
     "upgrade",
 ]

@@ -75,6 +75,9 @@ class LinkExistsError(FilespaceError, FileExistsError, RuntimeError):
     def __init__(self, path: str) -> None:
         super().__init__(errno.EEXIST, "path already exists", path)
 
+    def __reduce__(self) -> tuple[type[LinkExistsError], tuple[str]]:
+        return type(self), (self.filename,)
+
 
 class MissingParentError(FilespaceError, FileNotFoundError, RuntimeError):
     """A link was asked for in a directory that does not exist."""
@@ -82,12 +85,18 @@ class MissingParentError(FilespaceError, FileNotFoundError, RuntimeError):
     def __init__(self, path: str) -> None:
         super().__init__(errno.ENOENT, "parent directory does not exist", path)
 
+    def __reduce__(self) -> tuple[type[MissingParentError], tuple[str]]:
+        return type(self), (self.filename,)
+
 
 class ReadOnlyFileError(FilespaceError, PermissionError):
     """An external (linked) file was opened for writing or truncated."""
 
     def __init__(self, path: str) -> None:
         super().__init__(errno.EROFS, "external files are read-only", path)
+
+    def __reduce__(self) -> tuple[type[ReadOnlyFileError], tuple[str]]:
+        return type(self), (self.filename,)
 
 
 class FilespaceKeyError(FilespaceError, PermissionError):
@@ -107,6 +116,10 @@ class StaleFileError(FilespaceError, OSError):
 
     def __init__(self, path: str, detail: str) -> None:
         super().__init__(errno.ESTALE, f"stale external file ({detail})", path)
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[type[StaleFileError], tuple[str, str]]:
+        return type(self), (self.filename, self.detail)
 
 
 class ExternalReadError(FilespaceError, OSError):
@@ -114,6 +127,10 @@ class ExternalReadError(FilespaceError, OSError):
 
     def __init__(self, path: str, detail: str) -> None:
         super().__init__(errno.EIO, f"cannot read external file ({detail})", path)
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[type[ExternalReadError], tuple[str, str]]:
+        return type(self), (self.filename, self.detail)
 
 
 class NotAFilespaceError(FilespaceError, ValueError):
@@ -149,7 +166,11 @@ class DataStoreNotEmptyError(DataStoreError):
 
     def __init__(self, name: str, count: int) -> None:
         super().__init__(f"data store {name!r} still has {count} linked file(s); unlink them first")
+        self.name = name
         self.count = count
+
+    def __reduce__(self) -> tuple[type[DataStoreNotEmptyError], tuple[str, int]]:
+        return type(self), (self.name, self.count)
 
 
 class ObjectNotFoundError(FilespaceError, RuntimeError):

@@ -47,16 +47,13 @@ from typing import IO, Any, cast
 from fsspec.spec import AbstractFileSystem, make_instance
 from fsspec.utils import stringify_path
 
-from filespace.meta import is_engine_url
-from filespace.models import DirEntry
-from filespace.space import Filespace
-from filespace.space import open as open_filespace
+import filespace
+from filespace import DirEntry, Filespace
 
 __all__ = ["FilespaceFileSystem", "close_shared_filespaces"]
 
 LOCATION_ENV = "FILESPACE"
 _COPY_CHUNK = 4 * 1024 * 1024
-_MAX_LINK_HOPS = 40
 _TYPES = {"file": "file", "dir": "directory", "link": "link"}
 
 _OpenOptions = tuple[str, str | bytes | None, str | None, int]  # location, key, cache
@@ -70,7 +67,7 @@ def _shared(options: _OpenOptions) -> Filespace:
         space = _spaces.get(options)
         if space is None or space.closed:
             location, key, cache_dir, cache_size_mb = options
-            space = open_filespace(
+            space = filespace.open(
                 location, key=key, cache_dir=cache_dir, cache_size_mb=cache_size_mb
             )
             _spaces[options] = space
@@ -104,7 +101,7 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 
 def _absolute(location: str | os.PathLike[str]) -> str:
     text = os.fspath(location)
-    if is_engine_url(text) or "://" in text:
+    if "://" in text:  # an engine URL
         return text
     return os.path.abspath(os.path.expanduser(text))
 
@@ -215,17 +212,10 @@ class FilespaceFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec i
 
     def _follow(self, path: str, entry: DirEntry) -> DirEntry | None:
         """The entry a link finally points at, or ``None`` if it dangles or loops."""
-        fs = self.filespace.fs
-        for _ in range(_MAX_LINK_HOPS):
-            if not entry.is_link():
-                return entry
-            target = fs.read_symlink(path)
-            path = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
-            try:
-                entry = fs.get_entry(path)
-            except (OSError, ValueError):
-                return None
-        return None
+        try:
+            return self.filespace.fs.get_entry(path, follow_symlinks=True)
+        except (OSError, ValueError):
+            return None
 
     def created(self, path: str) -> datetime:
         return datetime.fromtimestamp(self.info(path)["created"], tz=UTC)
@@ -305,19 +295,9 @@ class FilespaceFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec i
 
     def makedirs(self, path: str, exist_ok: bool = False) -> None:
         path = self._strip_protocol(path)
-        fs = self.filespace.fs
-        if fs.dir_exists(path):
-            if exist_ok:
-                return
+        if not exist_ok and self.filespace.fs.exists(path):
             raise FileExistsError(errno.EEXIST, "directory exists", path)
-        current = ""
-        for name in path.strip("/").split("/"):
-            current = f"{current}/{name}"
-            try:
-                fs.create_dir(current)
-            except FileExistsError:
-                if not fs.dir_exists(current):
-                    raise
+        self.filespace.fs.create_dir(path, parents=True)
 
     def rmdir(self, path: str) -> None:
         self.filespace.fs.delete_dir(self._strip_protocol(path))

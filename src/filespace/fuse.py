@@ -34,12 +34,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from filespace.models import DirEntry
-
-if TYPE_CHECKING:
-    from filespace.space import Filespace
+from filespace import DirEntry, Filespace
 
 log = logging.getLogger(__name__)
 

@@ -191,18 +191,13 @@ def create(
         raise ValueError("block_size must be between 64 KiB and 64 MiB")
     raw_key = keys.parse_key(key) if key is not None else bytes.fromhex(keys.generate_key())
     directory: Path | None = None
-    if "://" in text and not is_engine_url(text):
-        raise ValueError(f"unknown metadata engine URL scheme in {text!r}")
+    check_new_location(text)
     if is_engine_url(text):
         if data is None:
             raise ValueError("data= (the block store URL) is required with an engine URL")
         engine_url, data_url = text, _check_data_url(data)
     else:
         directory = Path(text).absolute()
-        if (directory / CONFIG_FILE).exists():
-            raise FileExistsError(17, "a filespace already exists here", text)
-        if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
-            raise FileExistsError(17, "the location exists and is not an empty directory", text)
         engine_url = f"sqlite://{directory / DATABASE_FILE}"
         data_url = _check_data_url(data) if data is not None else _RELATIVE_DATA
     filespace_id = str(uuid.uuid4())
@@ -267,6 +262,27 @@ def create(
     if key is None:
         keys.store_key(filespace_id, raw_key)
     return open(text, key=raw_key)
+
+
+def check_new_location(location: str | os.PathLike[str]) -> None:
+    """Raise what ``create`` would raise for ``location`` itself; create nothing.
+
+    A directory must be new or empty (``FileExistsError`` otherwise); an engine
+    URL must have a known scheme (``ValueError``). Whether an engine already
+    holds a filespace is found out only by connecting, which ``create`` does.
+    """
+    text = _as_text(location)
+    if "://" in text and not is_engine_url(text):
+        raise ValueError(f"unknown metadata engine URL scheme in {text!r}")
+    if is_engine_url(text):
+        return
+    directory = Path(text).absolute()
+    if (directory / CONFIG_FILE).exists():
+        raise FileExistsError(errno.EEXIST, "a filespace already exists here", text)
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise FileExistsError(
+            errno.EEXIST, "the location exists and is not an empty directory", text
+        )
 
 
 def open(
@@ -398,6 +414,11 @@ class Filespace:
     def location(self) -> str:
         """The location this filespace was opened from (a directory or an engine URL)."""
         return self._location
+
+    @property
+    def key_file(self) -> Path:
+        """Where this filespace's key is kept on this machine (it may not be there)."""
+        return keys.key_file(self.id)
 
     @property
     def engine_url(self) -> str:

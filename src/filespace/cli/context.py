@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import typer
 
 import filespace
-from filespace import paths
 from filespace.cli.errors import CliError
 
 
@@ -58,7 +57,7 @@ def opened(ctx: typer.Context) -> Iterator[filespace.Filespace]:
 
 def fs_path(text: str) -> str:
     """A filespace path from what the user typed (``data/a/`` means ``/data/a``)."""
-    return paths.normalize(text if text.startswith("/") else "/" + text)
+    return filespace.normalize_path(text if text.startswith("/") else "/" + text)
 
 
 def basename(path: str) -> str:

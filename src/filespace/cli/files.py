@@ -8,12 +8,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from filespace import Filesystem
+from filespace import DirEntry, Filesystem
 from filespace.cli import context, output
 from filespace.cli.context import fs_path, join
 from filespace.cli.errors import CliError
 from filespace.cli.params import DryRunOpt, JsonOpt, ParentsOpt, YesOpt
-from filespace.models import DirEntry
 
 if TYPE_CHECKING:
     from rich.tree import Tree

@@ -23,7 +23,6 @@ import filespace
 from filespace.cli import context, output
 from filespace.cli.errors import CliError
 from filespace.cli.params import JsonOpt
-from filespace.io.cache import cache_root
 
 _START_TIMEOUT_S = 60.0
 
@@ -38,7 +37,7 @@ def _check_mountpoint(mountpoint: Path) -> None:
 def _log_file(mountpoint: Path) -> Path:
     """Where the background process of this mount point writes its log."""
     tag = hashlib.sha256(str(mountpoint).encode()).hexdigest()[:12]
-    folder = cache_root() / "mounts"
+    folder = filespace.cache_root() / "mounts"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{mountpoint.name or 'root'}-{tag}.log"
 

@@ -9,31 +9,17 @@ from typing import Annotated, Any
 import typer
 
 import filespace
+from filespace import CURRENT_FORMAT, FIRST_CONNECT_FORMAT, OLDEST_FORMAT
 from filespace.cli import context, output
 from filespace.cli.errors import CliError
 from filespace.cli.params import DryRunOpt, JsonOpt
 from filespace.cli.secrets import SECRET_ENV, read_secret
-from filespace.connect.manager import FIRST_CONNECT_FORMAT
-from filespace.keys import key_file
-from filespace.meta import is_engine_url
-from filespace.space import CONFIG_FILE, CURRENT_FORMAT, OLDEST_FORMAT
 
 connect_app = typer.Typer(help="Connect: link S3 objects as read-only files.", no_args_is_help=True)
 
 
 def _default_name(location: str) -> str:
     return Path(location.rstrip("/")).name or "filespace"
-
-
-def _check_new_location(location: str) -> None:
-    """The checks ``create`` makes on a directory, for ``--dry-run``."""
-    if is_engine_url(location):
-        return
-    directory = Path(location)
-    if (directory / CONFIG_FILE).exists():
-        raise CliError(f"{location}: a filespace already exists here")
-    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
-        raise CliError(f"{location}: the location exists and is not an empty directory")
 
 
 def init(
@@ -84,7 +70,7 @@ def init(
     if on_s3 and not data_access_key:
         raise CliError(f"--data {data} needs --data-access-key and the secret key")
     if dry_run:
-        _check_new_location(location)
+        filespace.check_new_location(location)
         doc: dict[str, Any] = {"dry_run": True, "location": location, "name": name}
         doc["format_version"] = format_version
         if context.wants_json(ctx, json_):
@@ -110,7 +96,7 @@ def init(
             "id": fsp.id,
             "name": fsp.name,
             "format_version": fsp.format_version,
-            "key_file": str(key_file(fsp.id)),
+            "key_file": str(fsp.key_file),
         }
     if context.wants_json(ctx, json_):
         output.emit_json(doc)

@@ -10,12 +10,10 @@ from typing import IO, Annotated
 
 import typer
 
-from filespace import Filesystem
+from filespace import Filesystem, ReadOnlyFileError
 from filespace.cli import context, output
 from filespace.cli.context import fs_path, join
 from filespace.cli.params import DryRunOpt, JsonOpt
-from filespace.cli.walk import exists
-from filespace.errors import ReadOnlyFileError
 
 CHUNK = 1024 * 1024
 LARGE = 8 * CHUNK
@@ -90,7 +88,7 @@ def _check_writable(fs: Filesystem, path: str) -> None:
     """What ``fs.open(path, "wb")`` would refuse, checked without writing."""
     if not fs.dir_exists(context.dirname(path)):
         raise FileNotFoundError(errno.ENOENT, "no such directory", context.dirname(path))
-    if exists(fs, path):
+    if fs.exists(path):
         entry = fs.get_entry(path)
         if entry.is_dir():
             raise IsADirectoryError(errno.EISDIR, "is a directory", path)

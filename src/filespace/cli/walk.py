@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from filespace import Filesystem
+from filespace import DirEntry, Filesystem
 from filespace.cli.context import join
-from filespace.models import DirEntry
 
 
 def walk(fs: Filesystem, top: str) -> Iterator[tuple[str, DirEntry]]:
