@@ -22,7 +22,7 @@ from filespace.meta.engine import (
     StoreTaken,
     WouldCycle,
 )
-from filespace.meta.records import ROOT_ID, BlockRecord, NewLink, StoreRecord
+from filespace.meta.records import ROOT_ID, BlockRecord, LinkRow, NewLink, StoreRecord
 from tests.fsfixtures import postgres_schema_url
 
 
@@ -102,7 +102,7 @@ def test_namespace_operations(engine: Engine) -> None:
     assert engine.remove_tree(a.id).entries == 2
     assert engine.get(a.id) is None and engine.get(b.id) is None
     counters = engine.counters()
-    assert counters.get("dirs", 0) == 0 and counters.get("files", 0) == 0
+    assert counters.dirs == 0 and counters.files == 0
 
 
 def test_counters_stay_exact(engine: Engine) -> None:
@@ -121,20 +121,20 @@ def test_counters_stay_exact(engine: Engine) -> None:
     engine.commit_data(native.id, 7, 1 << 62, [BlockRecord(0, "blockkey0", 7)], now)
     engine.create(d.id, "s", "link", now, target="/d")
     counters = engine.counters()
-    assert counters["files"] == 6 and counters["dirs"] == 1 and counters["symlinks"] == 1
-    assert counters["external_files"] == 5 and counters["external_size"] == 50
-    assert counters["data_size"] == 7 and counters["storage_size"] == 7
-    assert counters["entries_size"] == 57
+    assert counters.files == 6 and counters.dirs == 1 and counters.symlinks == 1
+    assert counters.external_files == 5 and counters.external_size == 50
+    assert counters.data_size == 7 and counters.storage_size == 7
+    assert counters.entries_size == 57
     assert engine.count_links(store.id) == (5, 50)
     first = engine.lookup(d.id, "l0")
     assert first is not None
     engine.update_link(first.id, size=25, checksum="e2", url=None, now_ns=now)
     assert engine.count_links(store.id) == (5, 65)
-    assert engine.counters()["external_size"] == 65
+    assert engine.counters().external_size == 65
     removed = engine.remove_tree(d.id)
     assert removed.entries == 8 and removed.block_keys == ["blockkey0"]
     assert engine.count_links(store.id) == (0, 0)
-    assert {k: v for k, v in engine.counters().items() if v} == {}
+    assert {k: v for k, v in engine.counters()._asdict().items() if v} == {}
 
 
 def _all_at_once(count: int, work: Callable[[int], object]) -> list[object]:
@@ -169,7 +169,7 @@ def test_racing_writers_count_each_change_once(engine: Engine) -> None:
         swept = _all_at_once(3, lambda _: engine.sweep_links(store.id, d.id, now + 1))
         assert sum(int(str(n)) for n in swept) == 3000
         assert engine.count_links(store.id) == (0, 0)
-        assert engine.counters()["external_files"] == 0
+        assert engine.counters().external_files == 0
 
     assert engine.create_links(store.id, rows[:200], now) == []
     ids = [entry.id for entry in engine.children(d.id)]
@@ -183,7 +183,7 @@ def test_racing_writers_count_each_change_once(engine: Engine) -> None:
 
     assert sum(int(str(n)) for n in _all_at_once(3, remove_all)) == 200
     assert engine.count_links(store.id) == (0, 0)
-    assert engine.counters()["external_size"] == 0
+    assert engine.counters().external_size == 0
 
     link = engine.create(
         d.id, "one", "file", now, link=NewLink(10, "e", data_store_id=store.id, object_key="k")
@@ -199,7 +199,7 @@ def test_racing_writers_count_each_change_once(engine: Engine) -> None:
     final = engine.get(link.id)
     assert final is not None
     assert engine.count_links(store.id) == (1, final.size)
-    assert engine.counters()["external_size"] == final.size
+    assert engine.counters().external_size == final.size
 
 
 def test_short_lived_threads_leave_no_connections_behind(engine: Engine) -> None:
@@ -227,7 +227,7 @@ def test_blocks_replace_and_drop(engine: Engine) -> None:
     assert sorted(gone) == ["key1", "key2"]
     assert engine.blocks(f.id) == [BlockRecord(0, "key0", 100), BlockRecord(1, "new1", 50)]
     assert engine.block_keys() == {"key0", "new1"}
-    assert engine.counters()["storage_size"] == 150
+    assert engine.counters().storage_size == 150
     engine.remove(f.id)
     with pytest.raises(NoSuchEntry):
         engine.commit_data(f.id, 1, 1, [], now)
@@ -297,7 +297,7 @@ def test_create_links_reports_taken_and_missing_and_links_the_rest(engine: Engin
     assert link is not None and link.link is not None
     assert link.link.object_key == "key\twith\\odd\nbytes" and link.link.size == 40
     assert engine.count_links(store.id) == (2, 50)
-    assert engine.counters()["external_files"] == 2
+    assert engine.counters().external_files == 2
     with pytest.raises(NoSuchStore):
         engine.create_links(987_654, [(d.id, "c", "k/c", 1, "e")], now)
     assert engine.count_links(store.id) == (2, 50)
@@ -324,6 +324,7 @@ def test_postgres_copy_of_links_into_a_vanished_parent_asks_for_a_careful_retry(
     # read as "redo this batch row by row" (then: missing parent), not as a
     # removed data store.
     from filespace.meta.sql import SqlEngine
+    from filespace.meta.txn import transaction
 
     with postgres_schema_url() as url:
         engine = open_engine(url)
@@ -331,12 +332,12 @@ def test_postgres_copy_of_links_into_a_vanished_parent_asks_for_a_careful_retry(
         try:
             engine.initialize({"filespace_id": "e", "format_version": "9"}, time.time_ns())
             store = engine.add_store(_store("s"), limit=10)
-            with engine._tx() as tx:
-                rows = [(987_654, "f", "k", 1, "e")]
-                assert engine.dialect.insert_links(tx, store.id, rows, 0, None) == 0
-            with engine._tx() as tx:
-                rows = [(ROOT_ID, "f", "k", 1, "e"), (ROOT_ID, "f", "k2", 1, "e")]
-                assert engine.dialect.insert_links(tx, store.id, rows, 0, None) == 0
+            with transaction(engine.dialect, write=True) as tx:
+                rows = [LinkRow(987_654, "f", "k", 1, "e")]
+                assert engine.dialect.insert_links(tx.cursor, store.id, rows, 0, None) == 0
+            with transaction(engine.dialect, write=True) as tx:
+                rows = [LinkRow(ROOT_ID, "f", "k", 1, "e"), LinkRow(ROOT_ID, "f", "k2", 1, "e")]
+                assert engine.dialect.insert_links(tx.cursor, store.id, rows, 0, None) == 0
             assert engine.lookup(ROOT_ID, "f") is None  # nothing of either batch landed
         finally:
             engine.close()
