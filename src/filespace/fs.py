@@ -389,14 +389,14 @@ class Filesystem:
         """Counts and sizes, read from counters kept with every change."""
         counters = self._engine.counters()
         return FilespaceStatistics(
-            file_count=counters.get("files", 0),
-            directory_count=counters.get("dirs", 0),
-            symlink_count=counters.get("symlinks", 0),
-            entries_size=counters.get("entries_size", 0),
-            data_size=counters.get("data_size", 0),
-            storage_size=counters.get("storage_size", 0),
-            external_files_count=counters.get("external_files", 0),
-            external_files_size=counters.get("external_size", 0),
+            file_count=counters.files,
+            directory_count=counters.dirs,
+            symlink_count=counters.symlinks,
+            entries_size=counters.entries_size,
+            data_size=counters.data_size,
+            storage_size=counters.storage_size,
+            external_files_count=counters.external_files,
+            external_files_size=counters.external_size,
         )
 
     def get_size(self) -> FilespaceSize:

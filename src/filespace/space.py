@@ -30,8 +30,7 @@ from filespace.errors import (
     WrongKeyError,
 )
 from filespace.fs import Filesystem
-from filespace.meta import Engine, is_engine_url, open_engine
-from filespace.meta.sql import SCHEMA_VERSION
+from filespace.meta import SCHEMA_VERSION, Engine, is_engine_url, open_engine
 from filespace.sealing import Sealer
 
 CURRENT_FORMAT = 9

@@ -24,7 +24,7 @@ from filespace.connect import validation as check
 from filespace.connect.models import LinkFailure, LinkItem, LinkReport
 from filespace.errors import DataStoreNotFoundError
 from filespace.meta.engine import Engine, NameTaken, NoSuchEntry, NoSuchStore
-from filespace.meta.records import ROOT_ID, StoreRecord
+from filespace.meta.records import ROOT_ID, LinkRow, StoreRecord
 from filespace.objects.s3 import S3AccessError, S3Client
 from filespace.resolver import Resolver
 
@@ -299,12 +299,12 @@ def _link_batch(
         dirs.prefetch(entry[2] for entry in pending)
         if create_parents:
             dirs.ensure(entry[2] for entry in pending if dirs.get(entry[2]) == _MISSING)
-        rows: list[tuple[int, str, str, int, str]] = []
+        rows: list[LinkRow] = []
         owners: list[_Parsed] = []
         for entry in pending:
             parent = dirs.get(entry[2])
             if parent > 0:
-                rows.append((parent, entry[3], entry[1], entry[4] or 0, entry[5]))
+                rows.append(LinkRow(parent, entry[3], entry[1], entry[4] or 0, entry[5]))
                 owners.append(entry)
             else:
                 report.failed.append(LinkFailure(entry[0], entry[1], "missing parent"))

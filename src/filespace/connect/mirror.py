@@ -33,7 +33,7 @@ from filespace.connect.bulk import DirCache
 from filespace.connect.models import MirrorReport, SkippedKey
 from filespace.errors import DataStoreError, DataStoreNotFoundError
 from filespace.meta.engine import Engine, NoSuchEntry, NoSuchStore
-from filespace.meta.records import StoreRecord
+from filespace.meta.records import MirrorRow, StoreRecord
 from filespace.objects.s3 import ObjectSummary, S3AccessError, S3Client
 from filespace.resolver import Resolver
 
@@ -47,7 +47,7 @@ MAX_PREFIX_BYTES = 1024
 
 FILE_AND_PREFIX = "both a file and a directory prefix"
 
-_Row = tuple[str, str, str, int, str]
+_Row = MirrorRow
 _T = TypeVar("_T")
 
 
@@ -92,18 +92,20 @@ def mirror(
         if base_id is None:  # dry run into a directory that does not exist yet
             report.added += len(batch)
         else:
-            counts, skips = _guarded(
+            counts = _guarded(
                 dest,
                 lambda: engine.mirror_batch(
                     store.id, base_id, batch, mark, time.time_ns(), delete=delete, dry_run=dry_run
                 ),
             )
-            report.added += counts["added"]
-            report.updated += counts["updated"]
-            report.unchanged += counts["unchanged"]
-            report.removed += counts["removed"]
-            kept += counts["kept"]
-            report.skipped.extend(SkippedKey(batch[index][2], reason) for index, reason in skips)
+            report.added += counts.added
+            report.updated += counts.updated
+            report.unchanged += counts.unchanged
+            report.removed += counts.removed
+            kept += counts.kept
+            report.skipped.extend(
+                SkippedKey(batch[index].object_key, reason) for index, reason in counts.skipped
+            )
         batch.clear()
         if progress is not None:
             progress(dataclasses.replace(report, skipped=list(report.skipped)))
@@ -243,4 +245,4 @@ def _path_problem(rel: str, room: int) -> str:
 
 def _row(rel: str, summary: ObjectSummary) -> _Row:
     directory, _, name = rel.rpartition("/")
-    return (directory, name, summary.key, summary.size, summary.etag)
+    return MirrorRow(directory, name, summary.key, summary.size, summary.etag)

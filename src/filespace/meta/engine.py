@@ -15,10 +15,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 from filespace.meta.errors import (
+    IsDir,
     MetaError,
     NameTaken,
     NoSuchEntry,
     NoSuchStore,
+    NotDir,
     NotEmpty,
     StoreBusy,
     StoreLimit,
@@ -27,9 +29,13 @@ from filespace.meta.errors import (
 )
 from filespace.meta.records import (
     BlockRecord,
+    Counters,
     EntryRecord,
     EntryType,
     LinkPage,
+    LinkRow,
+    MirrorCounts,
+    MirrorRow,
     NewLink,
     Removed,
     StoreRecord,
@@ -125,8 +131,23 @@ class Engine(ABC):
         """Remove a directory and everything below it."""
 
     @abstractmethod
-    def rename(self, entry_id: int, new_parent_id: int, new_name: str, now_ns: int) -> None:
-        """Move an entry; ``NameTaken``, ``NoSuchEntry``, ``WouldCycle``."""
+    def rename(
+        self,
+        entry_id: int,
+        new_parent_id: int,
+        new_name: str,
+        now_ns: int,
+        *,
+        replace: bool = False,
+    ) -> Removed:
+        """Move an entry; ``NameTaken``, ``NoSuchEntry``, ``WouldCycle``.
+
+        With ``replace`` an entry at the destination is replaced in the same
+        transaction, as POSIX ``rename(2)`` does: a non-directory replaces a
+        non-directory, a directory an empty directory (``NotEmpty``); ``IsDir`` /
+        ``NotDir`` when one is a directory and the other is not; onto itself is a
+        no-op. Returns what the replaced entry freed (``Removed``, as ``remove``).
+        """
 
     @abstractmethod
     def path_of(self, entry_id: int) -> str:
@@ -199,9 +220,21 @@ class Engine(ABC):
     def count_links(self, store_id: int) -> tuple[int, int]:
         """(files, bytes) linked to a store, from its counters."""
 
+    @abstractmethod
+    def remove_links(
+        self, base_id: int, store_id: int | None, *, dry_run: bool = False, batch: int = 5000
+    ) -> int:
+        """Remove every external link below directory ``base_id`` (of ``store_id`` only if given).
+
+        Server-side, in transactions of at most ``batch`` links, counters and
+        parents' mtimes changed with each; native files, directories and symlinks
+        stay. Returns how many; ``dry_run`` only counts. ``NoSuchEntry`` if the
+        base is gone or not a directory.
+        """
+
     # -- statistics ---------------------------------------------------------
     @abstractmethod
-    def counters(self) -> dict[str, int]:
+    def counters(self) -> Counters:
         """The filespace-wide counters (files, dirs, sizes, ...)."""
 
     # -- bulk links and mirroring -------------------------------------------------
@@ -214,16 +247,16 @@ class Engine(ABC):
         A chain is ``(existing_dir_id, names)``; directories already there are used
         as they are. Gives, per chain, the ids of its directories in order, or
         ``None`` when the start is gone or something other than a directory is in
-        the way.
+        the way. From ``ROOT_ID`` this is ``mkdir -p`` of an absolute path.
         """
 
     @abstractmethod
     def create_links(
-        self, store_id: int, rows: Sequence[tuple[int, str, str, int, str]], now_ns: int
+        self, store_id: int, rows: Sequence[LinkRow], now_ns: int
     ) -> list[tuple[int, type[MetaError]]]:
         """Link many objects of one store in one transaction.
 
-        Rows are ``(parent_id, name, object_key, size, checksum)``. Returns the rows
+        Returns the rows
         not linked as ``(row index, NameTaken | NoSuchEntry)`` (the parent is not a
         directory); every other row is linked, counters included, all or nothing.
         ``NoSuchStore`` if the store is gone.
@@ -234,23 +267,23 @@ class Engine(ABC):
         self,
         store_id: int,
         base_id: int,
-        rows: Sequence[tuple[str, str, str, int, str]],
+        rows: Sequence[MirrorRow],
         mark: int,
         now_ns: int,
         *,
         delete: bool,
         dry_run: bool,
-    ) -> tuple[dict[str, int], list[tuple[int, str]]]:
+    ) -> MirrorCounts:
         """Make each row a link of the store, confirmed with ``mark``, in one transaction.
 
-        Rows are ``(dir, name, object_key, size, etag)``, ``dir`` relative to the
-        directory ``base_id`` (``""``, ``"a/b"``); missing directories are made. A
+        A row's ``dir`` is relative to the directory ``base_id``; missing directories are made. A
         row's path gets a new link ("added"), keeps a link to the same object
         ("unchanged"), or has its link re-pointed ("updated": another key, store,
         ETag or size); anything else there (native file, directory, symlink) skips
         the row. With ``delete``, a link of this store found where a directory must
         go is removed ("removed"). Returns those counts, plus "kept" (links of
-        this store that were there), and ``(row index, reason)`` per skipped row.
+        this store that were there), and ``(row index, reason)`` per skipped row
+        (``MirrorCounts``).
         ``dry_run`` changes nothing and counts the same. ``NoSuchEntry`` if the
         base is gone, ``NoSuchStore`` if the store is.
         """
@@ -274,10 +307,12 @@ class Engine(ABC):
 
 __all__ = [
     "Engine",
+    "IsDir",
     "MetaError",
     "NameTaken",
     "NoSuchEntry",
     "NoSuchStore",
+    "NotDir",
     "NotEmpty",
     "StoreBusy",
     "StoreLimit",

@@ -42,6 +42,14 @@ class WouldCycle(MetaError):
     """Moving a directory into itself or its own subtree."""
 
 
+class IsDir(MetaError):
+    """A non-directory would replace a directory."""
+
+
+class NotDir(MetaError):
+    """A directory would replace a non-directory."""
+
+
 class StoreTaken(MetaError):
     """A data store with that name exists."""
 
@@ -93,6 +101,10 @@ def public_error(
         return OSError(errno.ENOTEMPTY, "directory not empty", path)
     if isinstance(exc, WouldCycle):
         return OSError(errno.EINVAL, "cannot move a directory into itself", path)
+    if isinstance(exc, IsDir):
+        return IsADirectoryError(errno.EISDIR, "is a directory", path)
+    if isinstance(exc, NotDir):
+        return NotADirectoryError(errno.ENOTDIR, "not a directory", path)
     if isinstance(exc, NoSuchStore):
         return DataStoreNotFoundError(f"no data store named {store!r}")
     if isinstance(exc, StoreTaken):

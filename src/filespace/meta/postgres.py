@@ -3,7 +3,7 @@
 Each filespace lives in its own PostgreSQL schema (``?schema=NAME`` in the
 URL, default ``filespace``), so one database can hold many filespaces and
 ``DROP SCHEMA`` removes one whole. Statements are the shared SQL of
-``meta.sql``; psycopg prepares repeated ones on the server by itself; bulk
+the operation modules; psycopg prepares repeated ones on the server by itself; bulk
 links load with ``COPY``. Writers
 are not serialized by any global lock: uniqueness and references are enforced
 by constraints, counters are sharded rows, and only directory moves (which
@@ -20,8 +20,10 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from filespace.meta.dialect import Dialect
+from filespace.meta.records import LinkRow
 from filespace.meta.schema import render_schema
-from filespace.meta.sql import Dialect, SqlEngine, Tx
+from filespace.meta.sql import SqlEngine
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _COUNTER_SHARDS = 16
@@ -146,12 +148,7 @@ class PostgresDialect(Dialect):
         return random.randrange(_COUNTER_SHARDS)
 
     def insert_links(
-        self,
-        tx: Tx,
-        store_id: int,
-        rows: Sequence[tuple[int, str, str, int, str]],
-        now_ns: int,
-        mark: int | None,
+        self, cursor: Any, store_id: int, rows: Sequence[LinkRow], now_ns: int, mark: int | None
     ) -> int:
         # COPY is PostgreSQL's fastest way in: ids are drawn from the entries
         # sequence first, so both tables load without a lookup. A name already
@@ -160,21 +157,24 @@ class PostgresDialect(Dialect):
         # batch carefully. A vanished store is the caller's error to report.
         if not rows:
             return 0
-        cursor = tx.cursor
         ids = self._draw_ids(cursor, len(rows))
         try:
             with cursor.copy(
                 "COPY entries (id, parent_id, name, type, kind, size, ctime_ns, mtime_ns)"
                 " FROM STDIN"
             ) as copy:
-                for entry_id, (parent, name, _, size, _) in zip(ids, rows, strict=True):
-                    copy.write_row((entry_id, parent, name, "file", "s3", size, now_ns, now_ns))
+                for entry_id, row in zip(ids, rows, strict=True):
+                    copy.write_row(
+                        (entry_id, row.parent_id, row.name, "file", "s3", row.size, now_ns, now_ns)
+                    )
             with cursor.copy(
                 "COPY external_links (entry_id, data_store_id, object_key, size, checksum,"
                 " linked_ns, mirror_mark) FROM STDIN"
             ) as copy:
-                for entry_id, (_, _, key, size, etag) in zip(ids, rows, strict=True):
-                    copy.write_row((entry_id, store_id, key, size, etag, now_ns, mark))
+                for entry_id, row in zip(ids, rows, strict=True):
+                    copy.write_row(
+                        (entry_id, store_id, row.object_key, row.size, row.checksum, now_ns, mark)
+                    )
         except Exception as exc:
             if self.is_unique_violation(exc) or _names_constraint(exc, "entries_parent_id_fkey"):
                 return 0

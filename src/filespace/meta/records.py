@@ -7,7 +7,7 @@ held only in its sealed form.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 EntryType = Literal["file", "dir", "link"]
 EntryKind = Literal["native", "s3", "http"]
@@ -107,3 +107,49 @@ class Removed:
 
     entries: int
     block_keys: list[str]
+
+
+class Counters(NamedTuple):
+    """The filespace-wide counters, summed over their shards."""
+
+    files: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    entries_size: int = 0
+    data_size: int = 0
+    storage_size: int = 0
+    external_files: int = 0
+    external_size: int = 0
+
+
+class LinkRow(NamedTuple):
+    """A new link of a bulk ``create_links``: an object of the store under a directory."""
+
+    parent_id: int
+    name: str
+    object_key: str
+    size: int
+    checksum: str
+
+
+class MirrorRow(NamedTuple):
+    """An object to mirror: ``dir`` is relative to the mirror's base (``""``, ``"a/b"``)."""
+
+    dir: str
+    name: str
+    object_key: str
+    size: int
+    etag: str
+
+
+class MirrorCounts(NamedTuple):
+    """What one mirror batch did (or would do, in a dry run), and the rows it skipped."""
+
+    added: int
+    updated: int
+    unchanged: int
+    removed: int
+    kept: int
+    """Links of this store that were already at a row's path."""
+    skipped: list[tuple[int, str]]
+    """``(row index, reason)`` per row left alone, by index."""

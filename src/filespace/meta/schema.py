@@ -7,6 +7,9 @@ primary keys), so a schema change is made in one place for all of them.
 
 from __future__ import annotations
 
+SCHEMA_VERSION = 1
+"""The schema version this code writes; ``migrate`` brings older ones up to it."""
+
 SCHEMA_TEMPLATE = [
     """CREATE TABLE IF NOT EXISTS settings (
         name TEXT PRIMARY KEY,

@@ -19,8 +19,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from filespace.meta.dialect import Dialect
+from filespace.meta.records import LinkRow
 from filespace.meta.schema import render_schema
-from filespace.meta.sql import Dialect, SqlEngine, Tx
+from filespace.meta.sql import SqlEngine
 
 _BUSY_TIMEOUT_MS = 60_000
 
@@ -92,37 +94,33 @@ class SqliteDialect(Dialect):
                 cursor.close()
 
     def insert_links(
-        self,
-        tx: Tx,
-        store_id: int,
-        rows: Sequence[tuple[int, str, str, int, str]],
-        now_ns: int,
-        mark: int | None,
+        self, cursor: Any, store_id: int, rows: Sequence[LinkRow], now_ns: int, mark: int | None
     ) -> int:
         # A write transaction here holds the only write lock, so ids can be
         # handed out up front and the link rows need no lookup of their entry.
         if not rows:
             return 0
-        top = tx.one("SELECT COALESCE(MAX(id), 0) FROM entries")
-        first = int(top[0]) + 1 if top else 1
-        inserted = tx.many(
+        cursor.execute("SELECT COALESCE(MAX(id), 0) FROM entries")
+        first = int(cursor.fetchone()[0]) + 1
+        cursor.executemany(
             "INSERT INTO entries (id, parent_id, name, type, kind, size, ctime_ns, mtime_ns)"
             " VALUES (?, ?, ?, 'file', 's3', ?, ?, ?) ON CONFLICT (parent_id, name) DO NOTHING",
             [
-                (first + offset, parent, name, size, now_ns, now_ns)
-                for offset, (parent, name, _, size, _) in enumerate(rows)
+                (first + offset, row.parent_id, row.name, row.size, now_ns, now_ns)
+                for offset, row in enumerate(rows)
             ],
         )
-        if inserted != len(rows):
-            return inserted
-        return tx.many(
+        if cursor.rowcount != len(rows):
+            return int(cursor.rowcount)
+        cursor.executemany(
             "INSERT INTO external_links (entry_id, data_store_id, object_key, url, size,"
             " checksum, linked_ns, mirror_mark) VALUES (?, ?, ?, NULL, ?, ?, ?, ?)",
             [
-                (first + offset, store_id, key, size, etag, now_ns, mark)
-                for offset, (_, _, key, size, etag) in enumerate(rows)
+                (first + offset, store_id, row.object_key, row.size, row.checksum, now_ns, mark)
+                for offset, row in enumerate(rows)
             ],
         )
+        return int(cursor.rowcount)
 
     def schema(self) -> list[str]:
         return render_schema(

@@ -1,0 +1,54 @@
+"""A filespace's life in its database: creating the schema, migrating it, its settings."""
+
+from __future__ import annotations
+
+from filespace.meta.errors import NameTaken
+from filespace.meta.records import ROOT_ID
+from filespace.meta.schema import SCHEMA_VERSION
+from filespace.meta.txn import Tx
+
+
+def has_filespace(tx: Tx) -> bool:
+    """Whether the settings name a filespace."""
+    return tx.value("SELECT value FROM settings WHERE name = 'filespace_id'") is not None
+
+
+def initialize(tx: Tx, schema: list[str], settings: dict[str, str], now_ns: int) -> None:
+    """Run the DDL ``schema``, then add ``settings`` and the root directory."""
+    for statement in schema:
+        tx.run(statement)
+    if has_filespace(tx):
+        raise NameTaken("a filespace already exists here")
+    values = {**settings, "schema_version": str(SCHEMA_VERSION)}
+    tx.many("INSERT INTO settings (name, value) VALUES (?, ?)", sorted(values.items()))
+    tx.run(
+        "INSERT INTO entries (id, parent_id, name, type, kind, size, ctime_ns, mtime_ns)"
+        " VALUES (?, NULL, '', 'dir', 'native', 0, ?, ?)",
+        ROOT_ID,
+        now_ns,
+        now_ns,
+    )
+
+
+def migrate(tx: Tx) -> None:
+    """Bring the schema to ``SCHEMA_VERSION``."""
+    # Version 1 is the first schema; later versions add their steps here,
+    # each in its own transaction, keyed by the version they produce.
+    found = tx.value("SELECT value FROM settings WHERE name = 'schema_version'")
+    if (int(found) if found is not None else 0) < SCHEMA_VERSION:
+        tx.run("UPDATE settings SET value = ? WHERE name = 'schema_version'", str(SCHEMA_VERSION))
+
+
+def settings(tx: Tx) -> dict[str, str]:
+    """Every setting."""
+    return {str(name): str(value) for name, value in tx.all("SELECT name, value FROM settings")}
+
+
+def set_setting(tx: Tx, name: str, value: str) -> None:
+    """Create or replace one setting."""
+    tx.run(
+        "INSERT INTO settings (name, value) VALUES (?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        name,
+        value,
+    )
