@@ -131,3 +131,40 @@ def test_move_dry_run_checks_without_moving(fsp: Filespace) -> None:
     with pytest.raises(FileNotFoundError):
         fs.move("/missing", "/x", dry_run=True)
     assert fs.exists("/src/inner")
+
+
+def test_move_with_replace_is_one_rename_as_posix_has_it(fsp: Filespace) -> None:
+    fs = fsp.fs
+    fs.write_file("/new", b"new bytes")
+    fs.write_file("/old", b"old bytes that go")
+    with pytest.raises(FileExistsError):
+        fs.move("/new", "/old")
+    fs.move("/new", "/old", replace=True)
+    assert fs.read_file("/old") == b"new bytes" and not fs.exists("/new")
+    stats = fs.get_statistics()
+    assert (stats.file_count, stats.data_size) == (1, len(b"new bytes"))
+    fs.move("/old", "/old", replace=True)  # onto itself: nothing happens
+    assert fs.read_file("/old") == b"new bytes"
+
+
+def test_move_with_replace_keeps_the_posix_rules(fsp: Filespace) -> None:
+    fs = fsp.fs
+    fs.create_dir("/d/inner", parents=True)
+    fs.create_dir("/empty")
+    fs.create_dir("/full/x", parents=True)
+    fs.write_file("/f", b"f")
+    cases = [
+        ("/f", "/empty", errno.EISDIR),
+        ("/d", "/f", errno.ENOTDIR),
+        ("/d", "/full", errno.ENOTEMPTY),
+    ]
+    for src, dst, code in cases:
+        for dry_run in (True, False):
+            with pytest.raises(OSError) as raised:
+                fs.move(src, dst, replace=True, dry_run=dry_run)
+            assert raised.value.errno == code, (src, dst, dry_run)
+    fs.move("/d", "/empty", replace=True, dry_run=True)
+    assert fs.exists("/d")
+    fs.move("/d", "/empty", replace=True)
+    assert fs.dir_exists("/empty/inner") and not fs.exists("/d")
+    assert fs.get_statistics().directory_count == 4  # /empty, /empty/inner, /full, /full/x

@@ -30,7 +30,7 @@ from filespace.io.external import (
 from filespace.io.native import NativeRawFile
 from filespace.io.streams import parse_mode, wrap
 from filespace.meta.engine import Engine, NameTaken, NoSuchEntry, WouldCycle
-from filespace.meta.errors import engine_errors
+from filespace.meta.errors import MetaError, engine_errors, public_error
 from filespace.meta.records import ROOT_ID, EntryRecord
 from filespace.models import DirEntry, FilespaceSize, FilespaceStatistics
 from filespace.resolver import Resolver
@@ -241,32 +241,55 @@ class Filesystem:
             self._blocks().delete(removed.block_keys)
         return removed.entries - 1
 
-    def move(self, src: str, dst: str, *, dry_run: bool = False) -> None:
-        """Rename or move ``src`` to ``dst``, which must not exist, in one transaction.
+    def move(self, src: str, dst: str, *, replace: bool = False, dry_run: bool = False) -> None:
+        """Rename or move ``src`` to ``dst`` in one transaction.
 
-        ``dry_run`` changes nothing and raises what the move would raise.
+        ``dst`` must not exist, unless ``replace``: then what is there is replaced
+        in the same transaction, as POSIX ``rename(2)`` does (a non-directory
+        replaces a non-directory, a directory an empty directory). ``dry_run``
+        changes nothing and raises what the move would raise.
         """
         entry = self._resolver.walk(src, follow_last=False)
         if entry.id == ROOT_ID:
             raise OSError(errno.EINVAL, "the root directory cannot be moved", src)
         parent, name = self._resolver.parent(dst)
         source, target = paths.normalize(src), paths.normalize(dst)
+        if source == target:
+            return
         if dry_run:
             if entry.is_dir and (target + "/").startswith(source + "/"):
                 raise OSError(errno.EINVAL, "cannot move a directory into itself", target)
-            if self._engine.lookup(parent.id, name) is not None:
-                raise FileExistsError(errno.EEXIST, "destination exists", dst)
+            there = self._engine.lookup(parent.id, name)
+            if there is not None:
+                self._check_replace(entry, there, dst, replace=replace)
             return
         try:
-            self._engine.rename(entry.id, parent.id, name, time.time_ns())
+            removed = self._engine.rename(
+                entry.id, parent.id, name, time.time_ns(), replace=replace
+            )
         except NameTaken:
             raise FileExistsError(errno.EEXIST, "destination exists", dst) from None
-        except WouldCycle:
-            raise OSError(
-                errno.EINVAL, "cannot move a directory into itself", f"{src} -> {dst}"
-            ) from None
-        except NoSuchEntry:
-            raise FileNotFoundError(errno.ENOENT, "no such file or directory", src) from None
+        except NoSuchEntry as exc:
+            raise public_error(exc, path=src) from None
+        except WouldCycle as exc:
+            raise public_error(exc, path=f"{src} -> {dst}") from None
+        except MetaError as exc:
+            raise public_error(exc, path=dst) from None
+        if removed.block_keys:
+            self._blocks().delete(removed.block_keys)
+
+    def _check_replace(
+        self, moving: EntryRecord, there: EntryRecord, dst: str, *, replace: bool
+    ) -> None:
+        """Raise what the engine would raise for moving ``moving`` onto ``there``."""
+        if not replace:
+            raise FileExistsError(errno.EEXIST, "destination exists", dst)
+        if there.is_dir and not moving.is_dir:
+            raise IsADirectoryError(errno.EISDIR, "is a directory", dst)
+        if moving.is_dir and not there.is_dir:
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory", dst)
+        if there.is_dir and self._engine.children(there.id):
+            raise OSError(errno.ENOTEMPTY, "directory not empty", dst)
 
     def create_symlink(self, target: str, link_path: str) -> None:
         """Make a symbolic link at ``link_path`` pointing at ``target``."""

@@ -333,8 +333,8 @@ class FilespaceFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec i
     ) -> None:
         """Rename in place (no copy); into ``path2`` if it is a directory, as ``shutil.move``.
 
-        A file at ``path2`` is replaced (deleted first: not atomic). Globs and
-        lists fall back to fsspec's copy-then-delete.
+        A file at ``path2`` is replaced in the same transaction. Globs and lists
+        fall back to fsspec's copy-then-delete.
         """
         if not isinstance(path1, str) or not isinstance(path2, str) or _has_magic(path1):
             super().mv(path1, path2, recursive=recursive, maxdepth=maxdepth, **kwargs)
@@ -348,9 +348,7 @@ class FilespaceFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec i
             target = posixpath.join(target, posixpath.basename(source))
         elif self.auto_mkdir:
             self.makedirs(self._parent(target), exist_ok=True)
-        if fs.file_exists(target) and not entry.is_dir():
-            fs.delete(target)
-        fs.move(source, target)
+        fs.move(source, target, replace=not entry.is_dir())
 
 
 def _bound(value: int | None, size: int, default: int) -> int:

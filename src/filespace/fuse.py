@@ -12,8 +12,8 @@ What a POSIX tool may expect and a filespace does not keep:
   files 0444, symbolic links 0777, all owned by whoever mounted; ``chmod``,
   ``chown`` and ``utime`` succeed and change nothing (as gcsfuse does);
 - hard links: ``link`` fails with ``EPERM``;
-- atomic replace: ``rename`` onto an existing file or empty directory removes
-  the target, then moves (two engine transactions, not one);
+- ``rename`` onto an existing file or empty directory replaces it in one
+  engine transaction, as POSIX allows;
 - times have the resolution of ``DirEntry`` (seconds).
 
 Data written through a handle is committed when the handle is flushed
@@ -217,27 +217,8 @@ class FilespaceOperations:
 
     @_errors_as_errno
     def rename(self, old: str, new: str) -> int:
-        if old == new:
-            return 0
-        try:
-            self._fs.move(old, new)
-        except FileExistsError:
-            self._replace(old, new)
+        self._fs.move(old, new, replace=True)  # onto an existing entry as POSIX allows
         return 0
-
-    def _replace(self, old: str, new: str) -> None:
-        """``rename`` onto an existing entry: remove it as POSIX allows, then move."""
-        moving = self._fs.get_entry(old)
-        there = self._fs.get_entry(new)
-        if there.type == "dir":
-            if moving.type != "dir":
-                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), new)
-            self._fs.delete_dir(new)  # ENOTEMPTY unless empty
-        else:
-            if moving.type == "dir":
-                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), new)
-            self._fs.delete(new)
-        self._fs.move(old, new)
 
     # -- file data ---------------------------------------------------------------------
     @_errors_as_errno
