@@ -75,7 +75,6 @@ block is loaded again by this handle first.
 from __future__ import annotations
 
 import itertools
-import os
 import secrets
 import threading
 from collections.abc import Callable, Iterator
@@ -83,8 +82,10 @@ from concurrent.futures import Future
 from functools import partial
 from typing import Protocol
 
-from filespace.io import http, workers
+from filespace import runtime
+from filespace.io import workers
 from filespace.io.cache import BlockCache, BlockKey, Cancelled
+from filespace.objects import http
 
 BLOCK_SIZE = 256 * 1024
 REQUEST_SIZE = 8 * 1024 * 1024
@@ -162,7 +163,7 @@ class Reader:
         self._stream_to_disk: bool | None = None  # known once this handle streams
         self._direct: http.RangeStream | None = None  # a near server's stream, read in place
         self._lock = threading.Lock()
-        self._pid = os.getpid()
+        self._forks = runtime.forks()
 
     def __repr__(self) -> str:
         return f"Reader({self._source.path!r}, window={self._window})"
@@ -215,8 +216,8 @@ class Reader:
     # -- one read -----------------------------------------------------------------------
     def _check_fork(self) -> None:
         """A forked child inherits loads that the parent's threads will finish, not its own."""
-        if self._pid != os.getpid():
-            self._pid = os.getpid()
+        if self._forks != runtime.forks():
+            self._forks = runtime.forks()
             self._lock = threading.Lock()
             self._ahead.clear()
             self._mine.clear()
