@@ -14,8 +14,8 @@ Reads from a local store go straight into the caller's buffer. From a remote
 store (S3) a sequential reader goes through the same block ``Reader`` as
 external files (``io.prefetch``: whole blocks, a readahead window that grows
 while the reads stay sequential, fetched by the process's one fetch pool),
-over ``StoredBlocks``, the file's committed blocks as they were when the read
-began; any write drops that reader. A random read fetches just its range.
+over ``StoredBlocks``, the file's stored blocks (committed or pending) as they
+were when the read began; any write drops that reader. A random read fetches just its range.
 
 A sweep spares blocks younger than its grace period (an hour by default), so a
 writer must not keep stored blocks uncommitted for long: once its oldest

@@ -1,4 +1,8 @@
-"""Reading one external object in blocks: fetch what is asked, prefetch what comes next.
+"""Reading one object in blocks: fetch what is asked, prefetch what comes next.
+
+The object is an external one (``io.external``) or a native file's blocks in
+a remote block store (``blocks.native.StoredBlocks``, whole-block requests,
+no near-server streaming); what follows is told for the external case.
 
 The object is cut into ``BLOCK_SIZE`` blocks, the unit of the cache and of
 every request. One ``Reader`` serves one open handle:
