@@ -204,7 +204,7 @@ def test_sequential_writes_stream_into_the_store(fsp: filespace.Filespace) -> No
 def test_a_long_uncommitted_write_commits_on_its_own(
     fsp: filespace.Filespace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from filespace.io import native
+    from filespace.blocks import native
 
     monkeypatch.setattr(native, "_MAX_UNCOMMITTED_S", 0.0)
     with fsp.fs.open("/slow", "wb", buffering=0) as handle:

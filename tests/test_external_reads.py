@@ -14,7 +14,7 @@ import pytest
 import filespace
 from filespace import Filespace, S3Credentials
 from filespace.connect.signing import UrlSigner
-from filespace.io import http
+from filespace.objects import http
 from filespace.objects.s3 import S3Client, S3Target
 from filespace.testing import SeaweedS3
 

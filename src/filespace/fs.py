@@ -17,6 +17,7 @@ from typing import IO, Any
 
 from filespace import paths
 from filespace.blocks import BlockStore
+from filespace.blocks.native import NativeRawFile
 from filespace.connect.models import ExternalFileInfo
 from filespace.errors import ReadOnlyFileError
 from filespace.io.cache import BlockCache
@@ -27,7 +28,6 @@ from filespace.io.external import (
     describe,
     open_stream,
 )
-from filespace.io.native import NativeRawFile
 from filespace.io.streams import parse_mode, wrap
 from filespace.meta.engine import Engine, NameTaken, NoSuchEntry, WouldCycle
 from filespace.meta.errors import MetaError, engine_errors, public_error

@@ -149,7 +149,7 @@ def _check_s3_store(store: S3BlockStore, filespace_id: str) -> None:
     try:
         store.check_access()
     except S3AccessError as exc:
-        if exc.code == "Unreachable":
+        if exc.kind == "unreachable":
             raise ConnectionError(errno.EHOSTUNREACH, f"data bucket unreachable: {exc}") from None
         raise ValueError(f"data bucket refused these options: {exc}") from None
     store.check_claimable(filespace_id)

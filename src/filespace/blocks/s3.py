@@ -89,7 +89,7 @@ class S3BlockStore(BlockStore):
         try:
             return self._client.get(name, offset, None if length is None else offset + length)
         except S3AccessError as exc:
-            if exc.code == "NotFound":
+            if exc.kind == "not_found":
                 missing = f"{self.url}/{key}"
                 raise FileNotFoundError(errno.ENOENT, "block missing", missing) from None
             if exc.code == "InvalidRange":  # asked past the block's end
@@ -118,7 +118,7 @@ class S3BlockStore(BlockStore):
         try:
             text = self._client.get(self._prefix + OWNER_OBJECT).decode("utf-8", "replace")
         except S3AccessError as exc:
-            if exc.code == "NotFound":
+            if exc.kind == "not_found":
                 return None
             raise OSError(errno.EIO, f"cannot read the owner marker: {exc}", self.url) from None
         return text.strip() or None

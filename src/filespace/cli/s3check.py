@@ -8,44 +8,22 @@ from filespace.cli import output
 from filespace.cli.errors import CliError
 from filespace.objects.s3 import S3AccessError, S3Client, S3Target
 
-_AUTH_CODES = frozenset(
-    {"AccessDenied", "403", "SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken"}
-)
 _PARALLEL_CHECKS = 16
 
 
 def where(target: S3Target) -> str:
     """The endpoint in words (empty means AWS's own for the region)."""
-    return target.endpoint or f"AWS S3 ({target.region})"
+    return target.where
 
 
 def status(failure: S3AccessError | None) -> str:
     """A store's state for ``store list``: OK, unreachable, auth failed, no such bucket."""
-    if failure is None:
-        return "OK"
-    if failure.code == "Unreachable":
-        return "unreachable"
-    if failure.code in _AUTH_CODES:
-        return "auth failed"
-    if failure.code == "NoSuchBucket":
-        return "no such bucket"
-    return f"error ({failure.code})"
+    return "OK" if failure is None else failure.status
 
 
 def explain(failure: S3AccessError, target: S3Target, access_key: str) -> str:
     """Why the bucket refused, in words a person can act on."""
-    code, bucket, endpoint = failure.code, target.bucket, where(target)
-    if code == "SignatureDoesNotMatch":
-        return f"the secret key does not match access key {access_key} at {endpoint}"
-    if code == "InvalidAccessKeyId":
-        return f"access key {access_key} is not known at {endpoint}"
-    if code in _AUTH_CODES:
-        return f"access denied: access key {access_key} may not list bucket {bucket!r}"
-    if code == "NoSuchBucket":
-        return f"bucket {bucket!r} does not exist at {endpoint}"
-    if code == "Unreachable":
-        return f"cannot reach {endpoint}"
-    return str(failure)
+    return failure.describe(target, access_key)
 
 
 def verify(target: S3Target, access_key: str, secret_key: str) -> None:

@@ -48,7 +48,6 @@ from filespace.errors import (
     ObjectNotFoundError,
 )
 from filespace.fs import external_info
-from filespace.io import http
 from filespace.io.external import ExternalObject
 from filespace.meta.engine import (
     NameTaken,
@@ -59,7 +58,9 @@ from filespace.meta.engine import (
     StoreTaken,
 )
 from filespace.meta.records import EntryRecord, NewLink, StoreRecord
+from filespace.objects import http
 from filespace.objects.s3 import S3AccessError, S3Client, S3Target
+from filespace.redaction import without_query
 from filespace.resolver import Resolver
 
 if TYPE_CHECKING:
@@ -426,7 +427,7 @@ class ConnectManager:
         try:
             found, etag = http.probe(url)
         except http.RangeError as exc:
-            raise RuntimeError(f"cannot reach {url.split('?', maxsplit=1)[0]}: {exc}") from None
+            raise RuntimeError(f"cannot reach {without_query(url)}: {exc}") from None
         return found, check.checksum(etag) if etag else ""
 
     def update_http_file_url(

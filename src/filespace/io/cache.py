@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
 
+from filespace import runtime
 from filespace.io.diskcache import DiskTier
 
 BlockKey = tuple[str, int]
@@ -269,9 +270,7 @@ class BlockCache:
 _caches: weakref.WeakSet[BlockCache] = weakref.WeakSet()
 
 
+@runtime.on_fork
 def _reset_after_fork() -> None:
     for cache in list(_caches):
         cache._after_fork()
-
-
-os.register_at_fork(after_in_child=_reset_after_fork)

@@ -23,19 +23,22 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
+from filespace import runtime
 from filespace.errors import ExternalReadError, ReadOnlyFileError, StaleFileError
-from filespace.io import cache, http
+from filespace.io import cache
 from filespace.io.cache import BlockCache
 from filespace.io.prefetch import BLOCK_SIZE, Reader
 from filespace.io.streams import DEFAULT_BUFFER, Mode, PositionedRaw, wrap
 from filespace.meta.records import LinkRecord
+from filespace.objects import http
+from filespace.redaction import without_query
 
 UrlProvider = Callable[[bool], str]
 """Returns a URL for the object; ``True`` asks for a freshly signed one."""
 
 # The quickest answer seen from each place (a data store, a URL's host) in
 # this process: a new handle knows at once whether its server is near.
-_nearest: dict[str, float] = {}
+_nearest = runtime.singleton(dict[str, float])
 
 # A provider's URL has at least 30 s left (see connect.signing); reusing it for
 # a second saves the provider's store lookup on every block of a busy read.
@@ -58,7 +61,7 @@ class ExternalObject:
         self.label = ""  # what the object is, for messages (set by whoever knows)
         self._place = place
         # The shortest time to first byte seen, here or by others from the same place.
-        self.latency: float | None = _nearest.get(place) if place else None
+        self.latency: float | None = _nearest().get(place) if place else None
         self._identity = identity
         self._urls = urls
         self._url: tuple[str, float] | None = None
@@ -106,7 +109,7 @@ class ExternalObject:
         last = self.latency
         self.latency = seconds if last is None else min(last, seconds)
         if self._place:
-            _nearest[self._place] = self.latency
+            _nearest()[self._place] = self.latency
 
     def check(self, offset: int) -> None:
         """Ask the server for one byte: raises ``http.RangeError`` if it is not the linked one."""
@@ -150,7 +153,7 @@ def cache_namespace(link: LinkRecord, block_size: int = BLOCK_SIZE) -> str | Non
 def describe(link: LinkRecord) -> str:
     """The object behind a link, for error messages (never a URL's query string)."""
     if link.kind == "http":
-        return f"URL {(link.url or '').split('?', 1)[0]}"
+        return f"URL {without_query(link.url or '')}"
     return f"object {link.object_key!r} in data store {link.data_store_name!r}"
 
 

@@ -1,4 +1,8 @@
-"""Reading one external object in blocks: fetch what is asked, prefetch what comes next.
+"""Reading one object in blocks: fetch what is asked, prefetch what comes next.
+
+The object is an external one (``io.external``) or a native file's blocks in
+a remote block store (``blocks.native.StoredBlocks``, whole-block requests,
+no near-server streaming); what follows is told for the external case.
 
 The object is cut into ``BLOCK_SIZE`` blocks, the unit of the cache and of
 every request. One ``Reader`` serves one open handle:
@@ -75,16 +79,17 @@ block is loaded again by this handle first.
 from __future__ import annotations
 
 import itertools
-import os
 import secrets
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future
 from functools import partial
-from typing import Protocol
 
-from filespace.io import http, workers
+from filespace import runtime
+from filespace.io import workers
 from filespace.io.cache import BlockCache, BlockKey, Cancelled
+from filespace.io.source import BlockSource
+from filespace.objects import http
 
 BLOCK_SIZE = 256 * 1024
 REQUEST_SIZE = 8 * 1024 * 1024
@@ -94,33 +99,6 @@ MAX_WINDOW = 64 * 1024 * 1024
 # A stream's blocks are read from the socket this many at a time (views of one
 # buffer; they are not kept in memory, so the shared buffer costs nothing).
 _STREAM_BATCH = 4
-
-
-class BlockSource(Protocol):
-    """Where the bytes come from (an ``ExternalObject``)."""
-
-    path: str
-    size: int
-    latency: float | None  # time to first byte seen so far, if any
-
-    def stream(
-        self,
-        start: int,
-        end: int,
-        piece: int,
-        deliver: Callable[[int, memoryview], None],
-        batch: int = 1,
-    ) -> None:
-        """Deliver ``[start, end)`` in ``piece``-aligned pieces; raise ``http.RangeError``."""
-
-    def open_stream(self, start: int, end: int) -> http.RangeStream:
-        """A stream of ``[start, end)`` that reads into the caller's buffers."""
-
-    def check(self, offset: int) -> None:
-        """One small request that fails (``http.RangeError``) if the object changed."""
-
-    def error(self, problem: http.RangeError) -> OSError:
-        """The ``OSError`` a reader raises for ``problem``."""
 
 
 class Reader:
@@ -135,6 +113,8 @@ class Reader:
         block_size: int = BLOCK_SIZE,
         pool: workers.Pool | None = None,
         strict: bool = False,
+        request_size: int | None = None,
+        sequential_from: int = -1,
     ) -> None:
         self._source = source
         self._size = source.size
@@ -156,13 +136,14 @@ class Reader:
         self._ahead: dict[int, Future[memoryview]] = {}  # blocks this handle holds or awaits
         self._mine: set[int] = set()  # ...of which this handle is loading these
         self._jobs: list[workers.Job] = []  # its queued readahead
-        self._next = -1  # where a sequential read would start
+        self._request_size = request_size  # bytes per readahead request, if fixed
+        self._next = sequential_from  # where a sequential read would start
         self._window = 0
         self._requested = 0  # blocks below this index were asked for by readahead
         self._stream_to_disk: bool | None = None  # known once this handle streams
         self._direct: http.RangeStream | None = None  # a near server's stream, read in place
         self._lock = threading.Lock()
-        self._pid = os.getpid()
+        self._forks = runtime.forks()
 
     def __repr__(self) -> str:
         return f"Reader({self._source.path!r}, window={self._window})"
@@ -204,6 +185,10 @@ class Reader:
             self._confirm(start)
             return b"".join(parts)
 
+    def holds(self, index: int) -> bool:
+        """Whether block ``index`` is held, loading or queued for this handle."""
+        return index in self._ahead
+
     def close(self) -> None:
         """Drop readahead not yet started, every block held and any direct stream."""
         with self._lock:
@@ -215,8 +200,8 @@ class Reader:
     # -- one read -----------------------------------------------------------------------
     def _check_fork(self) -> None:
         """A forked child inherits loads that the parent's threads will finish, not its own."""
-        if self._pid != os.getpid():
-            self._pid = os.getpid()
+        if self._forks != runtime.forks():
+            self._forks = runtime.forks()
             self._lock = threading.Lock()
             self._ahead.clear()
             self._mine.clear()
@@ -428,7 +413,7 @@ class Reader:
         """Blocks per streaming GET: larger (fewer in flight) when the server is near."""
         latency = self._source.latency
         size = NEAR_REQUEST_SIZE if latency is not None and latency < NEAR_S else REQUEST_SIZE
-        return max(1, size // self._block)
+        return max(1, (self._request_size or size) // self._block)
 
     def _split(self, start: int, end: int, urgent: bool) -> Iterator[tuple[int, int]]:
         """Requests for blocks ``[start, end)``: spread over the pool when a reader waits."""

@@ -10,10 +10,11 @@ and a forked child starts its own.
 from __future__ import annotations
 
 import itertools
-import os
 import queue
 import threading
 from collections.abc import Callable
+
+from filespace import runtime
 
 URGENT = 0
 READAHEAD = 1
@@ -89,19 +90,5 @@ class Pool:
                 continue
 
 
-_pools: dict[int, Pool] = {}
-_pools_lock = threading.Lock()
-
-
-def pool() -> Pool:
-    """The fetch pool of this process."""
-    pid = os.getpid()
-    found = _pools.get(pid)
-    if found is None:
-        with _pools_lock:
-            found = _pools.get(pid)
-            if found is None:
-                found = Pool()
-                _pools.clear()
-                _pools[pid] = found
-    return found
+pool = runtime.singleton(Pool)
+"""The fetch pool of this process (a forked child makes its own)."""

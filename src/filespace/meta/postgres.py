@@ -24,6 +24,7 @@ from filespace.meta.dialect import Dialect
 from filespace.meta.records import LinkRow
 from filespace.meta.schema import render_schema
 from filespace.meta.sql import SqlEngine
+from filespace.redaction import without_password
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _COUNTER_SHARDS = 16
@@ -43,12 +44,8 @@ def split_url(url: str) -> tuple[str, str]:
 
 def _public_url(conninfo: str, schema: str) -> str:
     """The URL as shown to users: no password, schema kept."""
-    parts = urlsplit(conninfo)
-    host = parts.hostname or ""
-    netloc = f"{parts.username}@{host}" if parts.username else host
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, f"schema={schema}", ""))
+    parts = urlsplit(without_password(conninfo, mask=""))
+    return urlunsplit(parts._replace(query=f"schema={schema}", fragment=""))
 
 
 class PostgresDialect(Dialect):

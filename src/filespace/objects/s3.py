@@ -8,9 +8,12 @@ fast) and one botocore client is built per set of credentials and reused.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from filespace import runtime
 
 _CONNECT_TIMEOUT_S = 5.0
 _READ_TIMEOUT_S = 30.0
@@ -24,6 +27,11 @@ class S3Target:
     region: str
     endpoint: str = ""
     virtual_addressing: bool = False
+
+    @property
+    def where(self) -> str:
+        """The endpoint in words (empty means AWS's own for the region)."""
+        return self.endpoint or f"AWS S3 ({self.region})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +60,59 @@ class ObjectStamp:
     modified: float  # Unix seconds, as the server's clock saw it
 
 
+# Codes that mean these credentials may not do this (wrong key, wrong secret, no grant).
+_AUTH_CODES = frozenset(
+    {"AccessDenied", "403", "SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken"}
+)
+
+
 class S3AccessError(Exception):
-    """S3 refused or could not be reached; ``code`` says which."""
+    """S3 refused or could not be reached; ``code`` says which, ``kind`` what that means.
+
+    The one place that reads S3 error codes: callers branch on ``kind`` and
+    show ``status`` or ``describe(...)``.
+    """
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code  # "NotFound", "AccessDenied", "Unreachable", "NoSuchBucket", ...
+
+    def __reduce__(self) -> tuple[type[S3AccessError], tuple[str, str]]:
+        return type(self), (self.code, str(self))
+
+    @property
+    def kind(self) -> str:
+        """``unreachable``, ``auth``, ``no_bucket``, ``not_found`` or ``other``."""
+        if self.code == "Unreachable":
+            return "unreachable"
+        if self.code in _AUTH_CODES:
+            return "auth"
+        if self.code == "NoSuchBucket":
+            return "no_bucket"
+        if self.code == "NotFound":
+            return "not_found"
+        return "other"
+
+    @property
+    def status(self) -> str:
+        """A store's state in a few words: unreachable, auth failed, no such bucket, ..."""
+        words = {"unreachable": "unreachable", "auth": "auth failed", "no_bucket": "no such bucket"}
+        return words.get(self.kind, f"error ({self.code})")
+
+    def describe(self, target: S3Target, access_key: str) -> str:
+        """Why the bucket refused, in words a person can act on."""
+        code, bucket, endpoint = self.code, target.bucket, target.where
+        if code == "SignatureDoesNotMatch":
+            return f"the secret key does not match access key {access_key} at {endpoint}"
+        if code == "InvalidAccessKeyId":
+            return f"access key {access_key} is not known at {endpoint}"
+        if self.kind == "auth":
+            return f"access denied: access key {access_key} may not list bucket {bucket!r}"
+        if self.kind == "no_bucket":
+            return f"bucket {bucket!r} does not exist at {endpoint}"
+        if self.kind == "unreachable":
+            return f"cannot reach {endpoint}"
+        return str(self)
 
 
 def strip_etag(etag: str) -> str:
@@ -79,6 +134,7 @@ class S3Client:
         self._secret_key = secret_key
         self._client: Any = None
         self._lock = threading.Lock()
+        _clients.add(self)
 
     def __repr__(self) -> str:
         return f"S3Client(bucket={self.target.bucket!r}, endpoint={self.target.endpoint!r})"
@@ -184,6 +240,17 @@ class S3Client:
                 self.client.delete_objects(
                     Bucket=self.target.bucket, Delete={"Objects": batch, "Quiet": True}
                 )
+
+
+_clients: weakref.WeakSet[S3Client] = weakref.WeakSet()
+
+
+@runtime.on_fork
+def _forget_connections() -> None:
+    """In a forked child: build new botocore clients (the parent's pooled sockets are its own)."""
+    for client in list(_clients):
+        client._client = None
+        client._lock = threading.Lock()
 
 
 class _mapped_errors:  # noqa: N801 - used like a function

@@ -14,13 +14,14 @@ failure mid-body, asks again only for the bytes not yet handed over.
 
 from __future__ import annotations
 
-import os
 import random
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from filespace import runtime
+from filespace.redaction import without_query
 
 if TYPE_CHECKING:
     import urllib3
@@ -40,30 +41,21 @@ _READ_TIMEOUT_S = 5.0
 # The most one socket read of a RangeStream takes in: what a failure mid-read costs.
 _INTO_PIECE = 256 * 1024
 
-_pools: dict[int, urllib3.PoolManager] = {}
-_pool_lock = threading.Lock()
+
+def _new_pool() -> urllib3.PoolManager:
+    import urllib3
+
+    return urllib3.PoolManager(
+        num_pools=64,
+        maxsize=32,
+        block=False,
+        retries=False,
+        timeout=urllib3.Timeout(connect=_CONNECT_TIMEOUT_S, read=_READ_TIMEOUT_S),
+    )
 
 
-def pool() -> urllib3.PoolManager:
-    """The connection pool of this process (a forked child makes its own)."""
-    pid = os.getpid()
-    manager = _pools.get(pid)
-    if manager is None:
-        with _pool_lock:
-            manager = _pools.get(pid)
-            if manager is None:
-                import urllib3
-
-                manager = urllib3.PoolManager(
-                    num_pools=64,
-                    maxsize=32,
-                    block=False,
-                    retries=False,
-                    timeout=urllib3.Timeout(connect=_CONNECT_TIMEOUT_S, read=_READ_TIMEOUT_S),
-                )
-                _pools.clear()
-                _pools[pid] = manager
-    return manager
+pool = runtime.singleton(_new_pool)
+"""The connection pool of this process (a forked child makes its own)."""
 
 
 class RangeError(Exception):
@@ -104,6 +96,11 @@ def _error_code(body: bytes) -> str:
 
 class _Transient(Exception):
     """One attempt failed in a way another attempt may not."""
+
+
+def _transient(exc: BaseException) -> _Transient:
+    """A failed attempt, told without the URL's query string (its signature)."""
+    return _Transient(f"{type(exc).__name__}: {without_query(str(exc), mark='?…')}")
 
 
 class _Retry:
@@ -165,7 +162,7 @@ def stream_range(
                 try:
                     data: bytes = response.read(size, decode_content=False)
                 except (urllib3.exceptions.HTTPError, OSError) as exc:
-                    raise _Transient(f"{type(exc).__name__}: {_without_query(str(exc))}") from None
+                    raise _transient(exc) from None
                 if len(data) != size:
                     raise _Transient(f"the connection closed {end - position} bytes early")
                 view = memoryview(data)
@@ -312,7 +309,7 @@ def _read_into(response: Any, target: memoryview) -> int:
             count = len(data)
             target[:count] = data
     except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
-        raise _Transient(f"{type(exc).__name__}: {_without_query(str(exc))}") from None
+        raise _transient(exc) from None
     if count == 0:
         raise _Transient("the connection closed early")
     return count
@@ -326,7 +323,7 @@ def _discard(response: Any, count: int) -> None:
         try:
             data = response.read(min(count, 1 << 20), decode_content=False)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise _Transient(f"{type(exc).__name__}: {_without_query(str(exc))}") from None
+            raise _transient(exc) from None
         if not data:
             raise _Transient("the connection closed early")
         count -= len(data)
@@ -349,7 +346,7 @@ def _request(url: str, start: int, end: int, identity: Identity) -> Any:
             redirect=True,
         )
     except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise _Transient(f"{type(exc).__name__}: {_without_query(str(exc))}") from None
+        raise _transient(exc) from None
     status = response.status
     try:
         if status == 206:
@@ -431,9 +428,3 @@ def probe(url: str) -> tuple[int, str]:
         raise Failed(f"HTTP {status}")
     finally:
         response.release_conn()
-
-
-def _without_query(text: str) -> str:
-    """Drop presigned query strings (signatures) from a message."""
-    cut = text.find("?")
-    return text if cut < 0 else text[:cut] + "?…"

@@ -11,8 +11,11 @@ after that deletes the blocks it replaced. So a crash at any point leaves the
 file as of its last flush, plus maybe unreferenced blocks for a sweep.
 
 Reads from a local store go straight into the caller's buffer. From a remote
-store (S3) a sequential reader gets whole blocks, kept while in use, with the
-next block fetched in the background; a random read fetches just its range.
+store (S3) a sequential reader goes through the same block ``Reader`` as
+external files (``io.prefetch``: whole blocks, a readahead window that grows
+while the reads stay sequential, fetched by the process's one fetch pool),
+over ``StoredBlocks``, the file's stored blocks (committed or pending) as they
+were when the read began; any write drops that reader. A random read fetches just its range.
 
 A sweep spares blocks younger than its grace period (an hour by default), so a
 writer must not keep stored blocks uncommitted for long: once its oldest
@@ -21,34 +24,73 @@ uncommitted block is ``_MAX_UNCOMMITTED_S`` old, the next write commits.
 
 from __future__ import annotations
 
+import errno
 import io
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 
-from filespace.blocks import BlockStore, new_block_key
-from filespace.blocks.base import BlockWriter
+from filespace.blocks.base import BlockStore, BlockWriter, new_block_key
+from filespace.io.prefetch import Reader
 from filespace.io.streams import PositionedRaw
 from filespace.meta.engine import Engine, NoSuchEntry
 from filespace.meta.records import BlockRecord
+from filespace.objects import http
 
 _DIRTY_LIMIT = 64 * 1024 * 1024
 _LARGE_WRITE = 256 * 1024  # a write this big into a new block allocates the block whole
 _MAX_UNCOMMITTED_S = 600.0  # well inside Filespace.sweep_blocks' default grace of an hour
 _NO_LIMIT = 1 << 62
-_PREFETCH_THREADS = 8
-
-_prefetcher: list[ThreadPoolExecutor] = []
-_prefetcher_lock = threading.Lock()
 
 
-def _prefetch_pool() -> ThreadPoolExecutor:
-    """The threads that fetch remote blocks ahead of sequential readers (shared)."""
-    with _prefetcher_lock:
-        if not _prefetcher:
-            _prefetcher.append(ThreadPoolExecutor(_PREFETCH_THREADS, "filespace-blocks"))
-        return _prefetcher[0]
+class StoredBlocks:
+    """A native file's stored blocks as a ``Reader``'s source (``io.source.BlockSource``).
+
+    Each request fetches whole blocks with ``BlockStore.get``; holes and the
+    part of a block past its stored length read as zeros.
+    """
+
+    latency: float | None = None  # blocks are not streamed straight to the caller
+
+    def __init__(
+        self, store: BlockStore, path: str, size: int, block_size: int, keys: dict[int, str]
+    ) -> None:
+        self.path = path
+        self.size = size
+        self._store = store
+        self._block = block_size
+        self._keys = keys  # block index -> key, a snapshot: writes drop the reader
+
+    def __repr__(self) -> str:
+        return f"StoredBlocks({self.path!r}, size={self.size})"
+
+    def stream(
+        self,
+        start: int,
+        end: int,
+        piece: int,
+        deliver: Callable[[int, memoryview], None],
+        batch: int = 1,
+    ) -> None:
+        """Deliver the blocks under ``[start, end)``, one whole block per call."""
+        for index in range(start // self._block, -(-min(end, self.size) // self._block)):
+            length = min(self._block, self.size - index * self._block)
+            key = self._keys.get(index)
+            data = self._store.get(key) if key is not None else b""
+            if len(data) != length:
+                data = data[:length] + bytes(max(0, length - len(data)))
+            deliver(index * self._block, memoryview(data))
+
+    def open_stream(self, start: int, end: int) -> http.RangeStream:
+        """Not used: ``latency`` is never near (see ``Reader``)."""
+        raise io.UnsupportedOperation("stored blocks are read block by block")
+
+    def check(self, offset: int) -> None:
+        """Nothing to confirm: stored blocks never change."""
+
+    def error(self, problem: http.RangeError) -> OSError:
+        """(Block stores raise ``OSError`` themselves; this is for completeness.)"""
+        return OSError(errno.EIO, str(problem), self.path)
 
 
 class NativeRawFile(PositionedRaw):
@@ -88,7 +130,7 @@ class NativeRawFile(PositionedRaw):
         self._lock = threading.RLock()
         self._on_close = on_close
         self._remote = store.remote
-        self._fetched: dict[str, Future[bytes]] = {}  # whole remote blocks, by key
+        self._reader: Reader | None = None  # a remote store's readahead, until a write
         self._last_end = 0  # where the previous read ended: the next one is sequential
         self._stream: _Stream | None = None  # the block being written sequentially, if any
 
@@ -133,6 +175,7 @@ class NativeRawFile(PositionedRaw):
         if not self._writable:
             raise io.UnsupportedOperation("file not open for writing")
         with self._lock:
+            self._drop_reader()  # what it read ahead may be what this write replaces
             source = memoryview(data).cast("B")
             if self._append:
                 self._pos = self._size
@@ -186,9 +229,7 @@ class NativeRawFile(PositionedRaw):
             if self._stream is not None:  # only if the commit failed: release the file
                 self._stream.writer.close()
                 self._stream = None
-            for fetch in self._fetched.values():
-                fetch.cancel()
-            self._fetched.clear()
+            self._drop_reader()
             super().close()
             if self._on_close is not None:
                 self._on_close()
@@ -196,6 +237,7 @@ class NativeRawFile(PositionedRaw):
     # -- internals -----------------------------------------------------------------
     def resize(self, size: int) -> None:
         """Set the file's size, zero-filling or cutting (used by truncate)."""
+        self._drop_reader()
         if size < self._size:
             self._end_stream()
             index, within = divmod(size, self._block_size)
@@ -269,34 +311,36 @@ class NativeRawFile(PositionedRaw):
             count = len(chunk)
         elif record is None:
             count = 0
-        elif self._remote and (sequential or record.key in self._fetched):
-            count = self._copy_remote(index, record, within, target)
+        elif self._remote and (sequential or self._read_ahead(index)):
+            position = index * self._block_size + within
+            count = self._remote_reader(position).readinto(position, target, len(target))
         else:
             count = self._store.readinto(record.key, within, target)
         if count < len(target):  # a hole, or a block shorter than its span
             target[count:] = bytes(len(target) - count)
 
-    def _copy_remote(self, index: int, record: BlockRecord, within: int, target: memoryview) -> int:
-        """Copy from a whole remote block, fetching the next one ahead."""
-        keep = {record.key}
-        following = self._record(index + 1) if index + 1 not in self._dirty else None
-        if following is not None:
-            keep.add(following.key)
-        for key in [key for key in self._fetched if key not in keep]:
-            self._fetched.pop(key).cancel()
-        current = self._fetch(record)
-        if following is not None:
-            self._fetch(following)
-        chunk = memoryview(current.result())[within : within + len(target)]
-        target[: len(chunk)] = chunk
-        return len(chunk)
+    def _read_ahead(self, index: int) -> bool:
+        """Whether the readahead holds block ``index`` (a skip forward keeps using it)."""
+        return self._reader is not None and self._reader.holds(index)
 
-    def _fetch(self, record: BlockRecord) -> Future[bytes]:
-        fetch = self._fetched.get(record.key)
-        if fetch is None:
-            fetch = _prefetch_pool().submit(self._store.get, record.key)
-            self._fetched[record.key] = fetch
-        return fetch
+    def _remote_reader(self, position: int) -> Reader:
+        """The readahead over the blocks stored now, made on the first read after a write."""
+        if self._reader is None:
+            keys = {index: record.key for index, record in self._blocks.items()}
+            keys.update((index, record.key) for index, record in self._pending.items())
+            source = StoredBlocks(self._store, self.name, self._size, self._block_size, keys)
+            self._reader = Reader(
+                source,
+                block_size=self._block_size,
+                request_size=self._block_size,  # one block per request: blocks are objects
+                sequential_from=position,  # (the read that makes it is sequential)
+            )
+        return self._reader
+
+    def _drop_reader(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
 
     def _dirty_block(self, index: int, *, large: bool = False) -> bytearray:
         """The in-memory copy of a block, loaded from the store if it has one.
