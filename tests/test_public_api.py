@@ -10,8 +10,11 @@ import filespace
 from filespace import ConnectManager, Filesystem
 
 EXPECTED_EXPORTS = {
+    "DEFAULT_URL_EXPIRATION_MINUTES",
+    "MAX_DATA_STORES",
     "ConnectManager",
     "ConnectUnavailableError",
+    "DataStoreAccessError",
     "DataStoreError",
     "DataStoreExistsError",
     "DataStoreInfo",
@@ -53,6 +56,11 @@ EXPECTED_EXPORTS = {
     "generate_key",
     "open",
     "upgrade",
+    "validate_checksum",
+    "validate_data_store_config",
+    "validate_http_url",
+    "validate_object_key",
+    "validate_store_name",
 }
 
 
@@ -81,6 +89,7 @@ def test_seed_signatures() -> None:
         ("object_id", "POSITIONAL_OR_KEYWORD", empty),
         ("size", "POSITIONAL_OR_KEYWORD", None),
         ("checksum", "POSITIONAL_OR_KEYWORD", ""),
+        ("create_parents", "KEYWORD_ONLY", False),  # ours, after the seed's five
     ]
     assert _params(ConnectManager.list_external_files) == [
         ("data_store_name", "POSITIONAL_OR_KEYWORD", empty),

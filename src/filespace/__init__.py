@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from filespace.connect.manager import ConnectManager
 from filespace.connect.models import (
+    DEFAULT_URL_EXPIRATION_MINUTES,
     DataStoreInfo,
     DataStoreKind,
     DataStoreRekeyState,
@@ -29,8 +30,15 @@ from filespace.connect.models import (
     S3DataStoreConfig,
     SkippedKey,
 )
+from filespace.connect.validation import MAX_DATA_STORES
+from filespace.connect.validation import checksum as validate_checksum
+from filespace.connect.validation import data_store_config as validate_data_store_config
+from filespace.connect.validation import http_url as validate_http_url
+from filespace.connect.validation import object_key as validate_object_key
+from filespace.connect.validation import store_name as validate_store_name
 from filespace.errors import (
     ConnectUnavailableError,
+    DataStoreAccessError,
     DataStoreError,
     DataStoreExistsError,
     DataStoreLimitError,
@@ -59,8 +67,11 @@ from filespace.space import Filespace, create, open, upgrade
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_URL_EXPIRATION_MINUTES",
+    "MAX_DATA_STORES",
     "ConnectManager",
     "ConnectUnavailableError",
+    "DataStoreAccessError",
     "DataStoreError",
     "DataStoreExistsError",
     "DataStoreInfo",
@@ -102,4 +113,9 @@ __all__ = [
     "generate_key",
     "open",
     "upgrade",
+    "validate_checksum",
+    "validate_data_store_config",
+    "validate_http_url",
+    "validate_object_key",
+    "validate_store_name",
 ]

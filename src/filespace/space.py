@@ -375,7 +375,7 @@ class Filespace:
             engine,
             self._blocks,
             int(settings.get("block_size", DEFAULT_BLOCK_SIZE)),
-            self.connect.open_external,
+            self.connect.url_provider,
             cache=BlockCache.for_filespace(self.id, cache_dir, cache_size_mb),
         )
 
