@@ -8,16 +8,20 @@ from typing import Annotated, Any
 
 import typer
 
-from filespace import Filespace, Filesystem
-from filespace.cli import context, output, s3check
+from filespace import (
+    Filespace,
+    Filesystem,
+    LinkExistsError,
+    MissingParentError,
+    validate_checksum,
+    validate_http_url,
+    validate_object_key,
+)
+from filespace.cli import context, output
 from filespace.cli.context import fs_path
-from filespace.cli.errors import CliError
 from filespace.cli.files import make_dirs
 from filespace.cli.params import DryRunOpt, JsonOpt, ParentsOpt, StoreOpt, YesOpt
 from filespace.cli.walk import exists, walk
-from filespace.connect import validation as check
-from filespace.errors import LinkExistsError, MissingParentError, ObjectNotFoundError
-from filespace.objects.s3 import S3AccessError
 
 files_app = typer.Typer(help="The files linked from a data store.", no_args_is_help=True)
 
@@ -46,21 +50,6 @@ def _undo(fs: Filesystem, created: list[str]) -> None:
             fs.delete_dir(directory)
 
 
-def _head(fsp: Filespace, store: str, key: str) -> tuple[int, str]:
-    client = fsp.connect.client_for(store)
-    try:
-        head = client.head(key)
-    except S3AccessError as failure:
-        if failure.code == "NotFound":
-            raise ObjectNotFoundError(
-                f"no object {key!r} in bucket {client.target.bucket!r} (data store {store!r})"
-            ) from None
-        raise CliError(
-            f"cannot look up {key!r} in data store {store!r}: {s3check.status(failure)} ({failure})"
-        ) from None
-    return head.size, head.etag
-
-
 def link(
     ctx: typer.Context,
     path: PathArg,
@@ -79,21 +68,18 @@ def link(
         raise typer.BadParameter("give both --size and --checksum, or neither")
     target = fs_path(path)
     with context.opened(ctx) as fsp:
-        check.object_key(key)
+        validate_object_key(key)
         if dry_run:
-            fsp.connect.client_for(store)  # the store exists and Connect is on
-            created = _parents(fsp.fs, target, parents, dry_run=True)
+            fsp.connect.data_store(store)  # the store exists and Connect is on
+        # The directories a link makes: listed here, made by link_file itself.
+        created = _parents(fsp.fs, target, parents, dry_run=True)
+        if dry_run:
             if size is None:
-                size, checksum = _head(fsp, store, key)
+                size, checksum = fsp.connect.head_object(store, key)
             else:
-                checksum = check.checksum(checksum)
+                checksum = validate_checksum(checksum)
         else:
-            created = _parents(fsp.fs, target, parents, dry_run=False)
-            try:
-                fsp.connect.link_file(target, store, key, size, checksum or "")
-            except BaseException:
-                _undo(fsp.fs, created)
-                raise
+            fsp.connect.link_file(target, store, key, size, checksum or "", create_parents=parents)
             info = fsp.connect.get_external_file(target)
             size, checksum = info.size, info.checksum
     doc = {"dry_run": dry_run, "path": target, "store": store, "key": key, "size": size}
@@ -120,7 +106,7 @@ def link_url(
     target = fs_path(path)
     with context.opened(ctx) as fsp:
         fsp.connect.list_data_stores()  # raises unless Connect is on
-        check.http_url(url)
+        validate_http_url(url)
         created = _parents(fsp.fs, target, parents, dry_run=dry_run)
         if not dry_run:
             try:
