@@ -11,7 +11,6 @@ from filespace import (
     DataStoreExistsError,
     DataStoreInfo,
     DataStoreNotEmptyError,
-    DataStoreNotFoundError,
     S3DataStoreConfig,
     validate_data_store_config,
     validate_store_name,
@@ -157,12 +156,11 @@ def show(
 ) -> None:
     """Show one data store (its secret only with --show-secret)."""
     with context.opened(ctx) as fsp:
-        info = fsp.connect.get_data_store(name) if show_secret else fsp.connect.data_store(name)
-        if info is None:
-            raise DataStoreNotFoundError(f"no data store named {name!r}")
+        info = fsp.connect.data_store(name)  # raises for an unknown store
+        secret = fsp.connect.get_data_store(name) if show_secret else None
         doc = _doc(info, fsp.connect.count_external_files(name))
     if show_secret:
-        doc["secret_key"] = info.secret_key
+        doc["secret_key"] = secret.secret_key if secret is not None else ""
     if context.wants_json(ctx, json_):
         output.emit_json(doc)
         return
