@@ -308,3 +308,179 @@ def test_unavailable_messages(fsp: Filespace) -> None:
     ):
         with pytest.raises(RuntimeError, match="not enabled"):
             call()
+
+
+# -- operations the interfaces use -----------------------------------------------
+
+
+def test_link_file_create_parents(
+    connected: Filespace, s3_admin: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3_admin.put_object(Bucket=bucket, Key="k", Body=b"abc")
+    connect, fs = connected.connect, connected.fs
+    with pytest.raises(filespace.MissingParentError):
+        connect.link_file("/a/b/c.bin", "store", "k")  # the default makes nothing
+    assert not fs.dir_exists("/a")
+    connect.link_file("/a/b/c.bin", "store", "k", create_parents=True)  # by HeadObject
+    assert fs.read_file("/a/b/c.bin") == b"abc" and fs.dir_exists("/a/b")
+    connect.link_file("/a/x/y/z", "store", "k", 3, "e", create_parents=True)  # no HeadObject
+    assert fs.get_entry("/a/x/y/z").external is not None
+    connect.link_file("/a/b/d.bin", "store", "k", create_parents=True)  # parents already there
+    fs.create_symlink("/a/b", "/via")
+    connect.link_file("/via/new/e.bin", "store", "k", 3, "e", create_parents=True)
+    assert fs.file_exists("/a/b/new/e.bin")  # the symlink on the way was followed
+    with pytest.raises(filespace.LinkExistsError):
+        connect.link_file("/a/b/c.bin", "store", "k", 3, "e", create_parents=True)
+    with pytest.raises(filespace.MissingParentError):  # a file is in the way
+        connect.link_file("/a/b/c.bin/under", "store", "k", 3, "e", create_parents=True)
+    with pytest.raises(filespace.ObjectNotFoundError):  # looked up before any directory is made
+        connect.link_file("/gone/deep/x", "store", "no-such-key", create_parents=True)
+    assert not fs.dir_exists("/gone")
+    with pytest.raises(ValueError, match="create_parents"):
+        connect.link_file("/a/q", "store", "k", 3, "e", create_parents="yes")  # type: ignore[arg-type]
+    # A link that fails after its directories were made takes them away again.
+    from filespace.meta.errors import NameTaken
+
+    engine = connected._engine
+    real_create = engine.create
+
+    def taken(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("link") is not None:
+            raise NameTaken()
+        return real_create(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "create", taken)
+    with pytest.raises(filespace.LinkExistsError):
+        connect.link_file("/undo/me/x", "store", "k", 3, "e", create_parents=True)
+    monkeypatch.undo()
+    assert not fs.dir_exists("/undo")
+
+
+def test_data_store_without_secret(
+    tmp_path: Any, s3_server: SeaweedS3, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = filespace.generate_key()
+    with filespace.create(tmp_path / "s", name="x", key=key) as fsp:
+        fsp.connect.enable()
+        fsp.connect.add_data_store("store", store_config(s3_server, bucket))
+        full = fsp.connect.get_data_store("store")
+        assert full is not None and full.secret_key == s3_server.admin.secret_key
+        info = fsp.connect.data_store("store")
+        assert info.secret_key == ""
+        assert info == fsp.connect.list_data_stores()[0]
+        assert (info.name, info.bucket_name, info.endpoint) == ("store", bucket, full.endpoint)
+        with pytest.raises(filespace.DataStoreNotFoundError, match="no data store named 'nope'"):
+            fsp.connect.data_store("nope")
+        with pytest.raises(ValueError):
+            fsp.connect.data_store("bad name")
+    monkeypatch.delenv("FILESPACE_KEY", raising=False)
+    with filespace.open(tmp_path / "s") as fsp:  # no key at hand: the secret cannot be opened
+        assert fsp.connect.data_store("store").access_key == s3_server.admin.access_key
+        with pytest.raises(filespace.KeyNotFoundError):
+            fsp.connect.get_data_store("store")
+
+
+def test_verify_data_store(connected: Filespace, s3_server: SeaweedS3, bucket: str) -> None:
+    import pickle
+
+    from tests.cli_helpers import unused_port_endpoint
+
+    connect = connected.connect
+    connect.verify_data_store("store")  # the stored credentials answer
+    connect.verify_data_store(store_config(s3_server, bucket))
+    reader = s3_server.reader
+    connect.verify_data_store(
+        store_config(s3_server, bucket, access_key=reader.access_key, secret_key=reader.secret_key)
+    )
+    admin, noaccess, spare = s3_server.admin, s3_server.noaccess, s3_server.spare
+    cases = [  # overrides, status, what the message says
+        ({"access_key": noaccess.access_key, "secret_key": noaccess.secret_key}, "auth failed",
+         "access denied"),
+        ({"access_key": spare.access_key, "secret_key": admin.secret_key}, "auth failed",
+         "the secret key does not match access key"),
+        ({"access_key": "NOSUCHACCESSKEY12345"}, "auth failed", "is not known at"),
+        ({"bucket_name": "no-such-bucket-here"}, "no such bucket", "does not exist at"),
+        ({"endpoint": unused_port_endpoint()}, "unreachable", "cannot reach http://"),
+    ]  # fmt: skip
+    for overrides, status, words in cases:
+        with pytest.raises(filespace.DataStoreAccessError, match=words) as refused:
+            connect.verify_data_store(store_config(s3_server, bucket, **overrides))
+        assert refused.value.status == status
+        assert isinstance(refused.value, filespace.DataStoreError)
+        assert admin.secret_key not in str(refused.value)
+        copy = pickle.loads(pickle.dumps(refused.value))  # noqa: S301 - our own bytes
+        assert (str(copy), copy.status) == (str(refused.value), status)
+    with pytest.raises(filespace.DataStoreNotFoundError):
+        connect.verify_data_store("nope")
+    with pytest.raises(ValueError, match="invalid bucket name"):
+        connect.verify_data_store(store_config(s3_server, bucket, bucket_name="Bad_Bucket"))
+    connect.add_data_store("dead", store_config(s3_server, bucket, endpoint=unused_port_endpoint()))
+    with pytest.raises(filespace.DataStoreAccessError) as dead:
+        connect.verify_data_store("dead")
+    assert dead.value.status == "unreachable"
+
+
+def test_head_object(connected: Filespace, s3_admin: Any, bucket: str) -> None:
+    s3_admin.put_object(Bucket=bucket, Key="h", Body=b"12345")
+    etag = s3_admin.head_object(Bucket=bucket, Key="h")["ETag"].strip('"')
+    assert connected.connect.head_object("store", "h") == (5, etag)
+    with pytest.raises(filespace.ObjectNotFoundError, match="no object 'missing'"):
+        connected.connect.head_object("store", "missing")
+    with pytest.raises(filespace.DataStoreNotFoundError):
+        connected.connect.head_object("nope", "h")
+    with pytest.raises(ValueError):
+        connected.connect.head_object("store", "")
+
+
+def test_public_validation_helpers() -> None:
+    assert filespace.validate_store_name("ok.name-1") == "ok.name-1"
+    assert filespace.validate_checksum('"abc"') == "abc"
+    assert filespace.validate_object_key("a/b") == "a/b"
+    assert filespace.validate_http_url("https://h/x") == "https://h/x"
+    config = filespace.validate_data_store_config(
+        filespace.S3DataStoreConfig("AK", "SK", "bucket-name", "us-east-1", "http://h:1/")
+    )
+    assert config.endpoint == "http://h:1"
+    assert config.url_expiration_minutes == filespace.DEFAULT_URL_EXPIRATION_MINUTES
+    assert filespace.MAX_DATA_STORES == 1000
+    for bad in (
+        lambda: filespace.validate_store_name("bad name"),
+        lambda: filespace.validate_http_url("ftp://h"),
+        lambda: filespace.validate_object_key(""),
+        lambda: filespace.validate_data_store_config("not a config"),
+    ):
+        with pytest.raises(ValueError):
+            bad()
+
+
+def test_unlink_tree_removes_links_only_in_the_engine(
+    connected: Filespace, s3_server: SeaweedS3, bucket: str
+) -> None:
+    connect, fs = connected.connect, connected.fs
+    connect.add_data_store("other", store_config(s3_server, bucket))
+    fs.create_dir("/t/deep", parents=True)
+    connect.link_file("/t/a", "store", "k1", 3, "e1")
+    connect.link_file("/t/deep/b", "store", "k2", 4, "e2")
+    connect.link_file("/t/deep/c", "other", "k3", 5, "e3")
+    connect.link_http_file("/t/u", "http://127.0.0.1:9/never-read", size=6)
+    fs.write_file("/t/deep/native", b"kept")
+    fs.create_symlink("/t/a", "/t/link")
+    connect.link_file("/outside", "store", "k4", 7, "e4")
+    with pytest.raises(filespace.DataStoreNotFoundError):
+        connect.unlink_tree("/t", data_store_name="nope")
+    with pytest.raises(NotADirectoryError):
+        connect.unlink_tree("/t/deep/native")
+    assert connect.unlink_tree("/t", data_store_name="store", dry_run=True) == 2
+    assert fs.exists("/t/a")
+    assert connect.unlink_tree("/t", data_store_name="store") == 2
+    assert not fs.exists("/t/a") and not fs.exists("/t/deep/b") and fs.exists("/t/deep/c")
+    assert connect.count_external_files("store") == 1  # /outside
+    assert connect.unlink_tree("/t") == 2  # the other store's link and the URL
+    assert sorted(path for path, _ in fs.walk("/t")) == [
+        "/t/deep",
+        "/t/deep/native",
+        "/t/link",
+    ]
+    stats = fs.get_statistics()
+    assert (stats.external_files_count, stats.external_files_size) == (1, 7)
+    assert connect.count_external_files("other") == 0

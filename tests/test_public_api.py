@@ -58,7 +58,14 @@ def _example(error: type[BaseException]) -> BaseException:
     """One instance of a public error, built the way filespace raises it."""
     init = error.__dict__.get("__init__")
     names = [] if init is None else list(inspect.signature(init).parameters)[1:]
-    arguments: dict[str, object] = {"path": "/a/b", "detail": "why", "name": "store", "count": 3}
+    arguments: dict[str, object] = {
+        "path": "/a/b",
+        "detail": "why",
+        "name": "store",
+        "count": 3,
+        "message": "what went wrong",
+        "status": "auth failed",
+    }
     if names:
         return error(*(arguments[name] for name in names))
     return error("what went wrong")
@@ -83,6 +90,7 @@ def test_seed_signatures() -> None:
         ("object_id", "POSITIONAL_OR_KEYWORD", empty),
         ("size", "POSITIONAL_OR_KEYWORD", None),
         ("checksum", "POSITIONAL_OR_KEYWORD", ""),
+        ("create_parents", "KEYWORD_ONLY", False),  # ours, after the seed's five
     ]
     assert _params(ConnectManager.list_external_files) == [
         ("data_store_name", "POSITIONAL_OR_KEYWORD", empty),

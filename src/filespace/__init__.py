@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from filespace.connect.manager import FIRST_CONNECT_FORMAT, ConnectManager
 from filespace.connect.models import (
+    DEFAULT_URL_EXPIRATION_MINUTES,
     DataStoreInfo,
     DataStoreKind,
     DataStoreRekeyState,
@@ -29,8 +30,15 @@ from filespace.connect.models import (
     S3DataStoreConfig,
     SkippedKey,
 )
+from filespace.connect.validation import MAX_DATA_STORES
+from filespace.connect.validation import checksum as validate_checksum
+from filespace.connect.validation import data_store_config as validate_data_store_config
+from filespace.connect.validation import http_url as validate_http_url
+from filespace.connect.validation import object_key as validate_object_key
+from filespace.connect.validation import store_name as validate_store_name
 from filespace.errors import (
     ConnectUnavailableError,
+    DataStoreAccessError,
     DataStoreError,
     DataStoreExistsError,
     DataStoreLimitError,
@@ -54,13 +62,13 @@ from filespace.errors import (
 from filespace.fs import Filesystem
 from filespace.io.cache import cache_root
 from filespace.keys import generate_key
+from filespace.locations import check_new_location
 from filespace.models import DirEntry, FilespaceSize, FilespaceStatistics
 from filespace.paths import normalize as normalize_path
 from filespace.space import (
     CURRENT_FORMAT,
     OLDEST_FORMAT,
     Filespace,
-    check_new_location,
     create,
     open,
     upgrade,
@@ -70,10 +78,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CURRENT_FORMAT",
+    "DEFAULT_URL_EXPIRATION_MINUTES",
     "FIRST_CONNECT_FORMAT",
+    "MAX_DATA_STORES",
     "OLDEST_FORMAT",
     "ConnectManager",
     "ConnectUnavailableError",
+    "DataStoreAccessError",
     "DataStoreError",
     "DataStoreExistsError",
     "DataStoreInfo",
@@ -118,4 +129,9 @@ __all__ = [
     "normalize_path",
     "open",
     "upgrade",
+    "validate_checksum",
+    "validate_data_store_config",
+    "validate_http_url",
+    "validate_object_key",
+    "validate_store_name",
 ]

@@ -27,7 +27,8 @@ a caller needs to tell cases apart, so ``except FileNotFoundError`` and
         │   ├── DataStoreNotFoundError
         │   ├── DataStoreExistsError
         │   ├── DataStoreLimitError
-        │   └── DataStoreNotEmptyError      still has linked files (``.count``)
+        │   ├── DataStoreNotEmptyError      still has linked files (``.count``)
+        │   └── DataStoreAccessError        the bucket did not answer (``.status``)
         ├── ObjectNotFoundError             HeadObject found no object
         ├── NotALinkError                   unlink/update on something that isn't that link
         └── EngineError                     the metadata engine failed
@@ -43,6 +44,7 @@ import errno
 
 __all__ = [
     "ConnectUnavailableError",
+    "DataStoreAccessError",
     "DataStoreError",
     "DataStoreExistsError",
     "DataStoreLimitError",
@@ -171,6 +173,21 @@ class DataStoreNotEmptyError(DataStoreError):
 
     def __reduce__(self) -> tuple[type[DataStoreNotEmptyError], tuple[str, int]]:
         return type(self), (self.name, self.count)
+
+
+class DataStoreAccessError(DataStoreError):
+    """The data store's bucket did not answer; ``status`` says how in a few words.
+
+    ``status`` is ``"unreachable"``, ``"auth failed"``, ``"no such bucket"`` or
+    ``"error (CODE)"``; the message says why in words a person can act on.
+    """
+
+    def __init__(self, message: str, status: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+    def __reduce__(self) -> tuple[type[DataStoreAccessError], tuple[str, str]]:
+        return type(self), (str(self), self.status)
 
 
 class ObjectNotFoundError(FilespaceError, RuntimeError):

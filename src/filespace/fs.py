@@ -18,14 +18,14 @@ from typing import IO, Any
 from filespace import paths
 from filespace.blocks import BlockStore
 from filespace.blocks.native import NativeRawFile
-from filespace.connect.models import ExternalFileInfo
+from filespace.connect.links import external_info
 from filespace.errors import ReadOnlyFileError
 from filespace.io.cache import BlockCache
 from filespace.io.external import (
-    ExternalObject,
     ExternalRawFile,
+    UrlProvider,
     cache_namespace,
-    describe,
+    link_source,
     open_stream,
 )
 from filespace.io.streams import parse_mode, wrap
@@ -34,25 +34,6 @@ from filespace.meta.errors import MetaError, engine_errors, public_error
 from filespace.meta.records import ROOT_ID, EntryRecord
 from filespace.models import DirEntry, FilespaceSize, FilespaceStatistics
 from filespace.resolver import Resolver
-
-ExternalOpener = Callable[[EntryRecord, str], ExternalObject]
-
-
-def external_info(entry: EntryRecord, path: str) -> ExternalFileInfo | None:
-    """The public description of an entry's link, or ``None`` for native entries."""
-    link = entry.link
-    if link is None:
-        return None
-    return ExternalFileInfo(
-        path=path,
-        kind="http" if link.kind == "http" else "s3",
-        data_store_name=link.data_store_name,
-        object_id=link.object_key,
-        url=link.url,
-        size=link.size,
-        checksum=link.checksum,
-        linked_at=link.linked_ns // 1_000_000_000,
-    )
 
 
 def dir_entry(entry: EntryRecord, path: str) -> DirEntry:
@@ -77,14 +58,14 @@ class Filesystem:
         engine: Engine,
         blocks: Callable[[], BlockStore],
         block_size: int,
-        open_external: ExternalOpener,
+        urls: UrlProvider,
         cache: BlockCache | None = None,
     ) -> None:
         self._engine = engine
         self._resolver = Resolver(engine)
         self._blocks = blocks
         self._block_size = block_size
-        self._open_external = open_external
+        self._urls = urls  # where links' bytes come from (Connect's access)
         self._cache = cache  # blocks of external files; None: only what a handle holds
         self._writers: weakref.WeakSet[IO[Any]] = weakref.WeakSet()
 
@@ -330,8 +311,7 @@ class Filesystem:
         if entry.link is not None:
             if parsed.writing or parsed.appending:
                 raise ReadOnlyFileError(path)
-            source = self._open_external(entry, paths.normalize(path))
-            source.label = describe(entry.link)
+            source = link_source(paths.normalize(path), entry.link, self._urls)
             external = ExternalRawFile(
                 source, cache=self._cache, namespace=cache_namespace(entry.link)
             )

@@ -1,9 +1,7 @@
 """Creating, opening and upgrading filespaces; the ``Filespace`` object.
 
-A location is a directory (the embedded default: ``filespace.json``, the
-SQLite file ``meta.db`` and the block directory ``blocks/`` inside it) or an
-engine URL (``sqlite:///abs/path.db``, ``postgresql://...``) with the block
-store given as ``data=``.
+Where a filespace lives (a directory or an engine URL, and its block store)
+is read and checked by ``locations``.
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ import socket
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from filespace import keys
 from filespace.blocks import BlockStore, LocalBlockStore, open_block_store
@@ -30,84 +28,25 @@ from filespace.errors import (
     WrongKeyError,
 )
 from filespace.fs import Filesystem
+from filespace.locations import (
+    CONFIG_FILE,
+    DATABASE_FILE,
+    RELATIVE_DATA,
+    as_text,
+    check_data_url,
+    check_new_location,
+    engine_url_of,
+    resolve_data_url,
+)
 from filespace.meta import SCHEMA_VERSION, Engine, is_engine_url, open_engine
 from filespace.sealing import Sealer
 
 CURRENT_FORMAT = 9
 OLDEST_FORMAT = 8
-CONFIG_FILE = "filespace.json"
-DATABASE_FILE = "meta.db"
-BLOCKS_DIR = "blocks"
 DEFAULT_BLOCK_SIZE = 4 * 1024 * 1024
-_RELATIVE_DATA = "file:" + BLOCKS_DIR  # the block directory beside the database
-_MAX_DATA_PREFIX_BYTES = 900  # S3 keys are at most 1024 bytes; blocks add ~45
 _SEALED_DATA_SECRET = "data_s3_secret_key_sealed"  # noqa: S105 - a setting's name
 _DATA_SECRET_RECORD = "block_store:secret_key"  # noqa: S105 - the sealing record's name
 DEFAULT_SWEEP_GRACE_S = 3600.0
-
-
-def _as_text(location: str | os.PathLike[str]) -> str:
-    if isinstance(location, os.PathLike):
-        return os.fspath(location)
-    if not isinstance(location, str) or not location:
-        raise ValueError(f"a filespace location must be a path or URL, got {location!r}")
-    return location
-
-
-def _engine_url(location: str) -> str:
-    """The engine URL of a location, reading a directory's config file."""
-    if is_engine_url(location):
-        return location
-    if "://" in location:
-        raise ValueError(f"unknown metadata engine URL scheme in {location!r}")
-    directory = Path(location).absolute()
-    if not directory.exists():
-        raise FileNotFoundError(2, "no filespace at this location", location)
-    config = directory / CONFIG_FILE
-    if not config.is_file():
-        raise NotAFilespaceError(f"{location} is not a filespace (no {CONFIG_FILE})")
-    try:
-        settings = json.loads(config.read_text())
-        database = settings["database"]
-    except (ValueError, KeyError, TypeError):
-        raise NotAFilespaceError(f"{config} is not a filespace config file") from None
-    return f"sqlite://{directory / database}"
-
-
-def _data_url(engine_url: str, data: str) -> str:
-    """Resolve a data URL stored relative to the database's directory."""
-    if data == _RELATIVE_DATA and engine_url.startswith("sqlite:///"):
-        database = Path(engine_url[len("sqlite://") :])
-        return (database.parent / BLOCKS_DIR).as_uri()
-    return data
-
-
-def _check_data_url(data: str) -> str:
-    """A block store URL, checked and normalised (``s3://bucket/a/b``), or ``ValueError``."""
-    usage = f"data must be file:///absolute/dir or s3://bucket/prefix, got {data!r}"
-    if not isinstance(data, str):
-        raise ValueError(usage)
-    parts = urlsplit(data)
-    if parts.query or parts.fragment or "\x00" in data:
-        raise ValueError(usage)
-    if parts.scheme == "file" and parts.path.startswith("/") and not parts.netloc:
-        return data
-    if parts.scheme != "s3" or not parts.netloc:
-        raise ValueError(usage)
-    if "@" in parts.netloc or ":" in parts.netloc:
-        raise ValueError(f"{usage}: no credentials or port in the bucket part")
-    try:
-        bucket = check.bucket_name(parts.netloc)
-    except ValueError as exc:
-        raise ValueError(f"data: {exc}") from None
-    prefix = unquote(parts.path).strip("/")
-    if prefix:
-        names = prefix.split("/")
-        if any(name in ("", ".", "..") for name in names):
-            raise ValueError(f"data: invalid prefix {prefix!r} (empty, '.' or '..' part)")
-        if len(prefix.encode("utf-8", "surrogatepass")) > _MAX_DATA_PREFIX_BYTES:
-            raise ValueError(f"data: prefix longer than {_MAX_DATA_PREFIX_BYTES} bytes")
-    return f"s3://{bucket}/{quote(prefix)}" if prefix else f"s3://{bucket}"
 
 
 def _s3_data_settings(
@@ -179,7 +118,7 @@ def create(
     checked (and the prefix must not hold another filespace's blocks) before
     anything is created.
     """
-    text = _as_text(location)
+    text = as_text(location)
     if not isinstance(name, str) or not name.strip() or len(name) > 255 or "\x00" in name:
         raise ValueError(f"a filespace name must be 1-255 characters, got {name!r}")
     if format_version not in (OLDEST_FORMAT, CURRENT_FORMAT):
@@ -194,11 +133,11 @@ def create(
     if is_engine_url(text):
         if data is None:
             raise ValueError("data= (the block store URL) is required with an engine URL")
-        engine_url, data_url = text, _check_data_url(data)
+        engine_url, data_url = text, check_data_url(data)
     else:
         directory = Path(text).absolute()
         engine_url = f"sqlite://{directory / DATABASE_FILE}"
-        data_url = _check_data_url(data) if data is not None else _RELATIVE_DATA
+        data_url = check_data_url(data) if data is not None else RELATIVE_DATA
     filespace_id = str(uuid.uuid4())
     data_settings: dict[str, str] = {}
     store: BlockStore | None = None
@@ -221,7 +160,7 @@ def create(
         given = (data_endpoint, data_access_key, data_secret_key, data_virtual_addressing)
         if given != ("", None, None, False) or data_region != "us-east-1":
             raise ValueError("the data_* options are for an s3:// data URL only")
-        if data_url != _RELATIVE_DATA:
+        if data_url != RELATIVE_DATA:
             root = Path(unquote(urlsplit(data_url).path))
             if root.exists():
                 if not root.is_dir():
@@ -248,7 +187,7 @@ def create(
         engine.initialize(settings, time.time_ns())
     finally:
         engine.close()
-    if data_url != _RELATIVE_DATA:  # the default block directory is the filespace's by place
+    if data_url != RELATIVE_DATA:  # the default block directory is the filespace's by place
         if store is None:
             store = open_block_store(data_url)
         try:
@@ -263,27 +202,6 @@ def create(
     return open(text, key=raw_key)
 
 
-def check_new_location(location: str | os.PathLike[str]) -> None:
-    """Raise what ``create`` would raise for ``location`` itself; create nothing.
-
-    A directory must be new or empty (``FileExistsError`` otherwise); an engine
-    URL must have a known scheme (``ValueError``). Whether an engine already
-    holds a filespace is found out only by connecting, which ``create`` does.
-    """
-    text = _as_text(location)
-    if "://" in text and not is_engine_url(text):
-        raise ValueError(f"unknown metadata engine URL scheme in {text!r}")
-    if is_engine_url(text):
-        return
-    directory = Path(text).absolute()
-    if (directory / CONFIG_FILE).exists():
-        raise FileExistsError(errno.EEXIST, "a filespace already exists here", text)
-    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
-        raise FileExistsError(
-            errno.EEXIST, "the location exists and is not an empty directory", text
-        )
-
-
 def open(
     location: str | os.PathLike[str],
     *,
@@ -292,10 +210,10 @@ def open(
     cache_size_mb: int = 1024,
 ) -> Filespace:
     """Open an existing filespace."""
-    text = _as_text(location)
+    text = as_text(location)
     if isinstance(cache_size_mb, bool) or not isinstance(cache_size_mb, int) or cache_size_mb < 0:
         raise ValueError(f"cache_size_mb must be a non-negative int, got {cache_size_mb!r}")
-    engine_url = _engine_url(text)
+    engine_url = engine_url_of(text)
     if engine_url.startswith("sqlite:///") and not Path(engine_url[len("sqlite://") :]).exists():
         raise FileNotFoundError(2, "no filespace at this location", text)
     engine = open_engine(engine_url)
@@ -342,8 +260,8 @@ def _find_key(settings: dict[str, str], given: str | bytes | None) -> bytes | No
 
 def upgrade(location: str | os.PathLike[str]) -> int:
     """Migrate a filespace to the current format in place; returns the new format."""
-    text = _as_text(location)
-    engine_url = _engine_url(text)
+    text = as_text(location)
+    engine_url = engine_url_of(text)
     engine = open_engine(engine_url)
     try:
         if not engine.exists():
@@ -379,7 +297,7 @@ class Filespace:
         self.name: str = settings["name"]
         self.cache_dir = cache_dir
         self.cache_size_mb = cache_size_mb
-        self._data_url = _data_url(engine.url, settings["data_url"])
+        self._data_url = resolve_data_url(engine.url, settings["data_url"])
         self._block_store: BlockStore | None = None
         self._sealer_cache: Sealer | None = None
         self._closed = False
@@ -390,7 +308,7 @@ class Filespace:
             engine,
             self._blocks,
             int(settings.get("block_size", DEFAULT_BLOCK_SIZE)),
-            self.connect.open_external,
+            self.connect.url_provider,
             cache=BlockCache.for_filespace(self.id, cache_dir, cache_size_mb),
         )
 

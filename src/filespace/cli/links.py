@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import contextlib
-import errno
+import posixpath
 from typing import Annotated, Any
 
 import typer
 
-from filespace import Filespace, Filesystem
-from filespace.cli import context, output, s3check
+from filespace import (
+    Filespace,
+    Filesystem,
+    LinkExistsError,
+    MissingParentError,
+    validate_checksum,
+    validate_http_url,
+    validate_object_key,
+)
+from filespace.cli import context, output
 from filespace.cli.context import fs_path
-from filespace.cli.errors import CliError
 from filespace.cli.params import DryRunOpt, JsonOpt, ParentsOpt, StoreOpt, YesOpt
-from filespace.cli.walk import exists, walk
-from filespace.connect import validation as check
-from filespace.errors import LinkExistsError, MissingParentError, ObjectNotFoundError
-from filespace.objects.s3 import S3AccessError
 
 files_app = typer.Typer(help="The files linked from a data store.", no_args_is_help=True)
 
@@ -28,11 +31,11 @@ SizeOpt = Annotated[
 
 def _parents(fs: Filesystem, path: str, parents: bool, dry_run: bool) -> list[str]:
     """Make (or with ``dry_run`` list) the missing parents of ``path``; check it is free."""
-    if exists(fs, path):
+    if fs.exists(path):
         raise LinkExistsError(path)
-    parent = context.dirname(path)
+    parent = posixpath.dirname(path)
     if parents:
-        return fs.create_dir(parent, True, dry_run=dry_run)
+        return fs.create_dir(parent, parents=True, dry_run=dry_run)
     if not fs.dir_exists(parent):
         raise MissingParentError(path)
     return []
@@ -43,21 +46,6 @@ def _undo(fs: Filesystem, created: list[str]) -> None:
     for directory in reversed(created):
         with contextlib.suppress(OSError):
             fs.delete_dir(directory)
-
-
-def _head(fsp: Filespace, store: str, key: str) -> tuple[int, str]:
-    client = fsp.connect.client_for(store)
-    try:
-        head = client.head(key)
-    except S3AccessError as failure:
-        if failure.code == "NotFound":
-            raise ObjectNotFoundError(
-                f"no object {key!r} in bucket {client.target.bucket!r} (data store {store!r})"
-            ) from None
-        raise CliError(
-            f"cannot look up {key!r} in data store {store!r}: {s3check.status(failure)} ({failure})"
-        ) from None
-    return head.size, head.etag
 
 
 def link(
@@ -78,21 +66,18 @@ def link(
         raise typer.BadParameter("give both --size and --checksum, or neither")
     target = fs_path(path)
     with context.opened(ctx) as fsp:
-        check.object_key(key)
+        validate_object_key(key)
         if dry_run:
-            fsp.connect.client_for(store)  # the store exists and Connect is on
-            created = _parents(fsp.fs, target, parents, dry_run=True)
+            fsp.connect.data_store(store)  # the store exists and Connect is on
+        # The directories a link makes: listed here, made by link_file itself.
+        created = _parents(fsp.fs, target, parents, dry_run=True)
+        if dry_run:
             if size is None:
-                size, checksum = _head(fsp, store, key)
+                size, checksum = fsp.connect.head_object(store, key)
             else:
-                checksum = check.checksum(checksum)
+                checksum = validate_checksum(checksum)
         else:
-            created = _parents(fsp.fs, target, parents, dry_run=False)
-            try:
-                fsp.connect.link_file(target, store, key, size, checksum or "")
-            except BaseException:
-                _undo(fsp.fs, created)
-                raise
+            fsp.connect.link_file(target, store, key, size, checksum or "", create_parents=parents)
             info = fsp.connect.get_external_file(target)
             size, checksum = info.size, info.checksum
     doc = {"dry_run": dry_run, "path": target, "store": store, "key": key, "size": size}
@@ -119,7 +104,7 @@ def link_url(
     target = fs_path(path)
     with context.opened(ctx) as fsp:
         fsp.connect.list_data_stores()  # raises unless Connect is on
-        check.http_url(url)
+        validate_http_url(url)
         created = _parents(fsp.fs, target, parents, dry_run=dry_run)
         if not dry_run:
             try:
@@ -139,15 +124,9 @@ def link_url(
 
 
 def _links_under(fsp: Filespace, top: str, store: str | None) -> list[dict[str, Any]]:
-    if store is not None:
-        fsp.connect.count_external_files(store)  # raises for an unknown store
-    else:
-        fsp.connect.list_data_stores()  # raises unless Connect is on
-    if not fsp.fs.dir_exists(top):
-        fsp.fs.get_entry(top)  # a missing path says so
-        raise NotADirectoryError(errno.ENOTDIR, "not a directory (unlink --all takes one)", top)
+    """The links ``unlink --all --dry-run`` shows (a real run counts them in the engine)."""
     found = []
-    for path, entry in walk(fsp.fs, top):
+    for path, entry in fsp.fs.walk(top):
         link = entry.external
         if link is not None and (store is None or link.data_store_name == store):
             found.append(
@@ -178,35 +157,44 @@ def unlink(
     if store is not None and not all_links:
         raise typer.BadParameter("--store goes with --all")
     target = fs_path(path)
+    if all_links:
+        _unlink_all(ctx, target, store, yes=yes, dry_run=dry_run, json_=json_)
+        return
     with context.opened(ctx) as fsp:
-        if all_links:
-            found = _links_under(fsp, target, store)
-            if found and not dry_run:
-                files = output.counted(len(found), "external file")
-                context.confirm(f"unlink {files} under {target}", yes=yes)
-        else:
-            info = fsp.connect.get_external_file(target)
-            found = [
-                {
-                    "path": target,
-                    "store": info.data_store_name,
-                    "key": info.object_id,
-                    "url": info.url,
-                }
-            ]
+        info = fsp.connect.get_external_file(target)
         if not dry_run:
-            with output.progress("unlinking", len(found) if all_links else None) as bar:
-                for doc in found:
-                    fsp.connect.unlink_file(doc["path"])
-                    bar.advance()
+            fsp.connect.unlink_file(target)
+    origin = f"{info.data_store_name}:{info.object_id}" if info.data_store_name else info.url
+    doc = {"path": target, "store": info.data_store_name, "key": info.object_id, "url": info.url}
     if context.wants_json(ctx, json_):
-        output.emit_json({"dry_run": dry_run, "unlinked": found})
-    elif dry_run or not all_links:
-        for doc in found:
-            origin = f"{doc['store']}:{doc['key']}" if doc["store"] else doc["url"]
-            output.say(f"{'would unlink' if dry_run else 'unlinked'} {doc['path']} ({origin})")
+        output.emit_json({"dry_run": dry_run, "unlinked": [doc]})
     else:
-        output.say(f"unlinked {output.counted(len(found), 'external file')} under {target}")
+        output.say(f"{'would unlink' if dry_run else 'unlinked'} {target} ({origin})")
+
+
+def _unlink_all(
+    ctx: typer.Context, target: str, store: str | None, *, yes: bool, dry_run: bool, json_: bool
+) -> None:
+    """``unlink --all``: one engine operation; a dry run lists what it would remove."""
+    with context.opened(ctx) as fsp:
+        count = fsp.connect.unlink_tree(target, data_store_name=store, dry_run=True)
+        found = _links_under(fsp, target, store) if dry_run else []
+        if count and not dry_run:
+            files = output.counted(count, "external file")
+            context.confirm(f"unlink {files} under {target}", yes=yes)
+            with output.progress("unlinking", None):
+                count = fsp.connect.unlink_tree(target, data_store_name=store)
+    if context.wants_json(ctx, json_):
+        doc: dict[str, Any] = {"dry_run": dry_run, "directory": target, "count": count}
+        if dry_run:
+            doc["unlinked"] = found
+        output.emit_json(doc)
+    elif dry_run:
+        for link in found:
+            origin = f"{link['store']}:{link['key']}" if link["store"] else link["url"]
+            output.say(f"would unlink {link['path']} ({origin})")
+    else:
+        output.say(f"unlinked {output.counted(count, 'external file')} under {target}")
 
 
 @files_app.command("list")

@@ -1,61 +1,53 @@
-"""Checking that a bucket answers a set of credentials, and saying why it does not."""
+"""Checking that buckets answer their credentials, through ``fsp.connect.verify_data_store``."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+from filespace import DataStoreAccessError, Filespace, S3DataStoreConfig
 from filespace.cli import output
 from filespace.cli.errors import CliError
-from filespace.objects.s3 import S3AccessError, S3Client, S3Target
 
 _PARALLEL_CHECKS = 16
 
 
-def where(target: S3Target) -> str:
+def where(endpoint: str, region: str) -> str:
     """The endpoint in words (empty means AWS's own for the region)."""
-    return target.where
+    return endpoint or f"AWS S3 ({region})"
 
 
-def status(failure: S3AccessError | None) -> str:
+def status(failure: DataStoreAccessError | None) -> str:
     """A store's state for ``store list``: OK, unreachable, auth failed, no such bucket."""
     return "OK" if failure is None else failure.status
 
 
-def explain(failure: S3AccessError, target: S3Target, access_key: str) -> str:
-    """Why the bucket refused, in words a person can act on."""
-    return failure.describe(target, access_key)
-
-
-def verify(target: S3Target, access_key: str, secret_key: str) -> None:
-    """Raise a ``CliError`` unless the bucket answers these credentials."""
+def verify(fsp: Filespace, config: S3DataStoreConfig) -> None:
+    """Raise a ``CliError`` unless the bucket answers the credentials of ``config``."""
     try:
-        S3Client(target, access_key, secret_key).check_bucket()
-    except S3AccessError as failure:
-        raise CliError(
-            f"bucket check failed: {explain(failure, target, access_key)} "
-            "(--no-verify skips this check)"
-        ) from None
+        fsp.connect.verify_data_store(config)
+    except DataStoreAccessError as failure:
+        raise CliError(f"bucket check failed: {failure} (--no-verify skips this check)") from None
 
 
-def _check(client: S3Client) -> S3AccessError | None:
+def _check(fsp: Filespace, name: str) -> DataStoreAccessError | None:
     try:
-        client.check_bucket()
-    except S3AccessError as failure:
+        fsp.connect.verify_data_store(name)
+    except DataStoreAccessError as failure:
         return failure
     return None
 
 
-def check_all(clients: dict[str, S3Client]) -> dict[str, S3AccessError | None]:
+def check_all(fsp: Filespace, names: list[str]) -> dict[str, DataStoreAccessError | None]:
     """Check many stores' buckets at once; ``None`` for the ones that answer."""
-    if not clients:
+    if not names:
         return {}
-    results: dict[str, S3AccessError | None] = {}
-    workers = min(_PARALLEL_CHECKS, len(clients))
+    results: dict[str, DataStoreAccessError | None] = {}
+    workers = min(_PARALLEL_CHECKS, len(names))
     with (
-        output.progress("checking buckets", len(clients)) as bar,
+        output.progress("checking buckets", len(names)) as bar,
         ThreadPoolExecutor(max_workers=workers) as pool,
     ):
-        futures = {name: pool.submit(_check, client) for name, client in clients.items()}
+        futures = {name: pool.submit(_check, fsp, name) for name in names}
         for name, future in futures.items():
             results[name] = future.result()
             bar.advance()

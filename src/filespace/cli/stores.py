@@ -6,15 +6,19 @@ from typing import Annotated, Any
 
 import typer
 
-from filespace import DataStoreInfo, Filespace, S3DataStoreConfig
+from filespace import (
+    DEFAULT_URL_EXPIRATION_MINUTES,
+    DataStoreExistsError,
+    DataStoreInfo,
+    DataStoreNotEmptyError,
+    S3DataStoreConfig,
+    validate_data_store_config,
+    validate_store_name,
+)
 from filespace.cli import context, output, s3check
 from filespace.cli.errors import CliError
 from filespace.cli.params import DryRunOpt, JsonOpt, NoVerifyOpt, YesOpt
 from filespace.cli.secrets import SecretArgOpt, SecretStdinOpt, read_secret
-from filespace.connect import validation as check
-from filespace.connect.models import DEFAULT_URL_EXPIRATION_MINUTES
-from filespace.errors import DataStoreExistsError, DataStoreNotEmptyError, DataStoreNotFoundError
-from filespace.objects.s3 import S3Target
 
 app = typer.Typer(
     help="Data stores: the S3 buckets external files come from.", no_args_is_help=True
@@ -22,10 +26,6 @@ app = typer.Typer(
 
 NameArg = Annotated[str, typer.Argument(help="Name of the data store.")]
 AccessKeyOpt = Annotated[str, typer.Option("--access-key", help="S3 access key id.")]
-
-
-def _target(info: DataStoreInfo) -> S3Target:
-    return S3Target(info.bucket_name, info.region, info.endpoint, info.use_virtual_addressing)
 
 
 def _doc(info: DataStoreInfo, linked: int | None = None) -> dict[str, Any]:
@@ -43,15 +43,6 @@ def _doc(info: DataStoreInfo, linked: int | None = None) -> dict[str, Any]:
         "rekey_state": info.rekey_state.value,
         "linked_files": linked,
     }
-
-
-def _find(fsp: Filespace, name: str) -> DataStoreInfo:
-    """A store by name, without decrypting its secret."""
-    check.store_name(name)
-    for info in fsp.connect.list_data_stores():
-        if info.name == name:
-            return info
-    raise DataStoreNotFoundError(f"no data store named {name!r}")
 
 
 @app.command("add")
@@ -81,20 +72,21 @@ def add(
     secret = read_secret(from_stdin=secret_key_stdin, given=secret_key)
     with context.opened(ctx) as fsp:
         taken = {info.name for info in fsp.connect.list_data_stores()}
-        if check.store_name(name) in taken:
+        if validate_store_name(name) in taken:
             raise DataStoreExistsError(f"a data store named {name!r} already exists")
-        config = S3DataStoreConfig(
-            access_key=check.credential(access_key, "access key"),
-            secret_key=check.credential(secret, "secret key"),
-            bucket_name=check.bucket_name(bucket),
-            region=check.region(region),
-            endpoint=check.endpoint(endpoint),
-            url_expiration_minutes=url_expiration,
-            use_virtual_addressing=virtual_addressing,
+        config = validate_data_store_config(
+            S3DataStoreConfig(
+                access_key=access_key,
+                secret_key=secret,
+                bucket_name=bucket,
+                region=region,
+                endpoint=endpoint,
+                url_expiration_minutes=url_expiration,
+                use_virtual_addressing=virtual_addressing,
+            )
         )
-        target = S3Target(bucket, region, config.endpoint, virtual_addressing)
         if not no_verify:
-            s3check.verify(target, access_key, secret)
+            s3check.verify(fsp, config)
         if dry_run:
             info = DataStoreInfo(
                 name,
@@ -114,7 +106,8 @@ def add(
     checked = "not checked (--no-verify)" if no_verify else "reachable with these credentials"
     action = "would add" if dry_run else "added"
     output.say(
-        f"{action} data store {name!r}: bucket {bucket!r} at {s3check.where(target)}, {checked}"
+        f"{action} data store {name!r}: bucket {bucket!r} at "
+        f"{s3check.where(config.endpoint, region)}, {checked}"
     )
 
 
@@ -124,16 +117,13 @@ def list_stores(ctx: typer.Context, no_verify: NoVerifyOpt = False, json_: JsonO
     with context.opened(ctx) as fsp:
         stores = fsp.connect.list_data_stores()
         linked = {info.name: fsp.connect.count_external_files(info.name) for info in stores}
-        clients = {} if no_verify else {s.name: fsp.connect.client_for(s.name) for s in stores}
-    failures = s3check.check_all(clients)
+        failures = {} if no_verify else s3check.check_all(fsp, [s.name for s in stores])
     docs = []
     for info in stores:
         doc = _doc(info, linked[info.name])
         failure = failures.get(info.name)
         doc["status"] = "-" if no_verify else s3check.status(failure)
-        doc["status_detail"] = (
-            None if failure is None else s3check.explain(failure, _target(info), info.access_key)
-        )
+        doc["status_detail"] = None if failure is None else str(failure)
         docs.append(doc)
     if context.wants_json(ctx, json_):
         output.emit_json({"stores": docs})
@@ -166,12 +156,11 @@ def show(
 ) -> None:
     """Show one data store (its secret only with --show-secret)."""
     with context.opened(ctx) as fsp:
-        info = fsp.connect.get_data_store(name) if show_secret else _find(fsp, name)
-        if info is None:
-            raise DataStoreNotFoundError(f"no data store named {name!r}")
+        info = fsp.connect.data_store(name)  # raises for an unknown store
+        secret = fsp.connect.get_data_store(name) if show_secret else None
         doc = _doc(info, fsp.connect.count_external_files(name))
     if show_secret:
-        doc["secret_key"] = info.secret_key
+        doc["secret_key"] = secret.secret_key if secret is not None else ""
     if context.wants_json(ctx, json_):
         output.emit_json(doc)
         return
@@ -197,11 +186,20 @@ def rekey(
     """Rotate a data store's credentials, after checking the new ones work."""
     secret = read_secret(from_stdin=secret_key_stdin, given=secret_key)
     with context.opened(ctx) as fsp:
-        info = _find(fsp, name)
-        check.credential(access_key, "access key")
-        check.credential(secret, "secret key")
+        info = fsp.connect.data_store(name)
+        config = validate_data_store_config(
+            S3DataStoreConfig(
+                access_key,
+                secret,
+                info.bucket_name,
+                info.region,
+                info.endpoint,
+                info.url_expiration_minutes,
+                info.use_virtual_addressing,
+            )
+        )
         if not no_verify:
-            s3check.verify(_target(info), access_key, secret)
+            s3check.verify(fsp, config)
         if not dry_run:
             fsp.connect.rekey_data_store(name, new_access_key=access_key, new_secret_key=secret)
     if context.wants_json(ctx, json_):
@@ -230,7 +228,7 @@ def remove(
 ) -> None:
     """Remove a data store that has no linked files."""
     with context.opened(ctx) as fsp:
-        info = _find(fsp, name)
+        info = fsp.connect.data_store(name)
         count = fsp.connect.count_external_files(name)
         if count:
             raise _refuse_busy(name, count)
@@ -263,7 +261,7 @@ def cleanup(
         if empty:
             doomed = [(info, "empty") for info in idle]
         else:
-            failures = s3check.check_all({s.name: fsp.connect.client_for(s.name) for s in idle})
+            failures = s3check.check_all(fsp, [s.name for s in idle])
             doomed = [
                 (info, s3check.status(failures[info.name]))
                 for info in idle

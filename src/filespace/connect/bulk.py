@@ -21,11 +21,13 @@ from typing import Any
 
 from filespace import paths
 from filespace.connect import validation as check
+from filespace.connect.access import head_object
 from filespace.connect.models import LinkFailure, LinkItem, LinkReport
-from filespace.errors import DataStoreNotFoundError
-from filespace.meta.engine import Engine, NameTaken, NoSuchEntry, NoSuchStore
+from filespace.errors import DataStoreError, ObjectNotFoundError
+from filespace.meta.engine import Engine, NameTaken, NoSuchEntry
+from filespace.meta.errors import engine_errors
 from filespace.meta.records import ROOT_ID, LinkRow, StoreRecord
-from filespace.objects.s3 import S3AccessError, S3Client
+from filespace.objects.s3 import S3Client
 from filespace.resolver import Resolver
 
 BATCH_SIZE = 20000
@@ -131,6 +133,22 @@ class DirCache:
                 return _BLOCKED
             return target.id if target.is_dir else _BLOCKED
         return _BLOCKED
+
+    def make(self, path: str) -> tuple[int, list[str]]:
+        """The directory at ``path``, made with its missing parents, and the paths made.
+
+        The id is ``_MISSING`` or ``_BLOCKED`` (not above 0) when something other
+        than a directory is in the way.
+        """
+        made: list[str] = []
+        top = path
+        while top != "/" and self.get(top) == _MISSING:
+            made.append(top)
+            top = top.rpartition("/")[0] or "/"
+        if made and self.get(top) > 0:
+            self.ensure([path])
+        made.reverse()
+        return self.get(path), made
 
     def ensure(self, wanted: Iterable[str]) -> None:
         """Make the missing directories among ``wanted`` (and their parents), in one go."""
@@ -262,11 +280,11 @@ def _learn_sizes(
 
     def head(key: str) -> tuple[int, str] | str:
         try:
-            found = client.head(key)
-        except S3AccessError as exc:
-            if exc.code == "NotFound":
-                return "object not found"
-            return f"cannot look up the object: {exc}"
+            found = head_object(client, key)
+        except ObjectNotFoundError:
+            return "object not found"
+        except DataStoreError as exc:
+            return str(exc)
         return found.size, found.etag
 
     keys = sorted({entry[1] for entry in unknown})
@@ -310,12 +328,8 @@ def _link_batch(
                 report.failed.append(LinkFailure(entry[0], entry[1], "missing parent"))
         if not rows:
             return
-        try:
+        with engine_errors(store=store.name):
             failures = engine.create_links(store.id, rows, time.time_ns())
-        except NoSuchStore:
-            raise DataStoreNotFoundError(
-                f"the data store {store.name!r} was removed meanwhile"
-            ) from None
         report.linked += len(rows) - len(failures)
         pending = []
         for index, kind in failures:

@@ -31,8 +31,9 @@ from typing import TypeVar
 from filespace import paths
 from filespace.connect.bulk import DirCache
 from filespace.connect.models import MirrorReport, SkippedKey
-from filespace.errors import DataStoreError, DataStoreNotFoundError
-from filespace.meta.engine import Engine, NoSuchEntry, NoSuchStore
+from filespace.errors import DataStoreError
+from filespace.meta.engine import Engine
+from filespace.meta.errors import engine_errors
 from filespace.meta.records import MirrorRow, StoreRecord
 from filespace.objects.s3 import ObjectSummary, S3AccessError, S3Client
 from filespace.resolver import Resolver
@@ -94,6 +95,7 @@ def mirror(
         else:
             counts = _guarded(
                 dest,
+                store.name,
                 lambda: engine.mirror_batch(
                     store.id, base_id, batch, mark, time.time_ns(), delete=delete, dry_run=dry_run
                 ),
@@ -122,6 +124,7 @@ def mirror(
     if delete and base_id is not None:
         swept = _guarded(
             dest,
+            store.name,
             lambda: engine.sweep_links(store.id, base_id, mark, dry_run=dry_run, batch=SWEEP_BATCH),
         )
         # A dry run marks nothing: every link of the store under dest_dir is
@@ -132,15 +135,10 @@ def mirror(
     return report
 
 
-def _guarded(dest: str, work: Callable[[], _T]) -> _T:
-    try:
+def _guarded(dest: str, store: str, work: Callable[[], _T]) -> _T:
+    """Run ``work``, its engine errors raised as public ones naming ``dest`` and ``store``."""
+    with engine_errors(path=dest, store=store):
         return work()
-    except NoSuchStore:
-        raise DataStoreNotFoundError("the data store was removed during the mirror") from None
-    except NoSuchEntry:
-        raise FileNotFoundError(
-            errno.ENOENT, "the destination directory was removed during the mirror", dest
-        ) from None
 
 
 def _destination(engine: Engine, resolver: Resolver, dest: str, *, dry_run: bool) -> int | None:

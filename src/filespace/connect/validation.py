@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 from urllib.parse import urlsplit
+
+from filespace.connect.models import S3DataStoreConfig
 
 MAX_DATA_STORES = 1000
 MAX_URL_EXPIRATION_MINUTES = 10080  # SigV4 presigned URLs live at most 7 days
@@ -135,3 +138,26 @@ def http_url(value: object) -> str:
     if parts.username or parts.password:
         raise ValueError("a URL may not carry a user name or password")
     return value
+
+
+def data_store_config(config: object) -> S3DataStoreConfig:
+    """An ``S3DataStoreConfig`` with every field checked (the endpoint without a trailing ``/``)."""
+    if not isinstance(config, S3DataStoreConfig):
+        raise ValueError("config must be an S3DataStoreConfig")
+    access_key = credential(config.access_key, "access_key")
+    secret_key = credential(config.secret_key, "secret_key")
+    bucket = bucket_name(config.bucket_name)
+    checked_region = region(config.region)
+    checked_endpoint = endpoint(config.endpoint)
+    minutes = url_expiration(config.url_expiration_minutes)
+    if not isinstance(config.use_virtual_addressing, bool):
+        raise ValueError("use_virtual_addressing must be a bool")
+    return dataclasses.replace(
+        config,
+        access_key=access_key,
+        secret_key=secret_key,
+        bucket_name=bucket,
+        region=checked_region,
+        endpoint=checked_endpoint,
+        url_expiration_minutes=minutes,
+    )

@@ -21,7 +21,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from filespace import runtime
 from filespace.errors import ExternalReadError, ReadOnlyFileError, StaleFileError
@@ -33,8 +33,21 @@ from filespace.meta.records import LinkRecord
 from filespace.objects import http
 from filespace.redaction import without_query
 
-UrlProvider = Callable[[bool], str]
-"""Returns a URL for the object; ``True`` asks for a freshly signed one."""
+UrlSource = Callable[[bool], str]
+"""Returns a URL for one object; ``True`` asks for a freshly signed one."""
+
+
+class UrlProvider(Protocol):
+    """Where the bytes of links come from (Connect provides it; the read path only asks)."""
+
+    def place(self, link: LinkRecord) -> str:
+        """The server ``link`` is read from (nearness is shared); raises if it cannot be read."""
+        ...
+
+    def url(self, link: LinkRecord, fresh: bool) -> str:
+        """A URL to GET ``link``'s bytes from; ``fresh`` asks for a newly signed one."""
+        ...
+
 
 # The quickest answer seen from each place (a data store, a URL's host) in
 # this process: a new handle knows at once whether its server is near.
@@ -53,7 +66,7 @@ class ExternalObject:
         path: str,
         size: int,
         identity: http.Identity,
-        urls: UrlProvider,
+        urls: UrlSource,
         place: str = "",
     ) -> None:
         self.path = path
@@ -133,6 +146,17 @@ class ExternalObject:
         except http.RangeError as problem:
             raise self.error(problem) from None
         return b"".join(parts)
+
+
+def link_source(path: str, link: LinkRecord, provider: UrlProvider) -> ExternalObject:
+    """The byte-range source of the link at ``path``, its URLs from ``provider``."""
+    place = provider.place(link)
+    identity = http.Identity(etag=link.checksum, size=link.size)
+    source = ExternalObject(
+        path, link.size, identity, lambda fresh: provider.url(link, fresh), place
+    )
+    source.label = describe(link)
+    return source
 
 
 def cache_namespace(link: LinkRecord, block_size: int = BLOCK_SIZE) -> str | None:

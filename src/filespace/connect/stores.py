@@ -1,0 +1,143 @@
+"""Data stores: adding, finding, rekeying and removing them, with their secrets sealed.
+
+A store's secret key is sealed with the filespace key (bound to the store's
+uid) before it reaches the engine, and opened only where a caller asks for it
+(``get_data_store``) or a client needs it (``connect.access``).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from filespace.connect import validation as check
+from filespace.connect.models import (
+    DataStoreInfo,
+    DataStoreKind,
+    DataStoreRekeyState,
+    S3Credentials,
+    S3DataStoreConfig,
+)
+from filespace.errors import DataStoreNotFoundError
+from filespace.meta.errors import engine_errors
+from filespace.meta.records import StoreRecord
+
+if TYPE_CHECKING:
+    from filespace.meta.engine import Engine
+    from filespace.sealing import Sealer
+
+
+def secret_record(store_uid: str) -> str:
+    """What a store's sealed secret is bound to: opening it for another store fails."""
+    return f"data_store:{store_uid}:secret_key"
+
+
+class Stores:
+    """The data stores of one filespace."""
+
+    def __init__(self, engine: Engine, sealer: Callable[[], Sealer]) -> None:
+        self._engine = engine
+        self._sealer = sealer
+
+    def add(self, name: str, config: S3DataStoreConfig) -> DataStoreInfo:
+        """Add an S3 data store (one transaction); its secret is sealed first."""
+        check.store_name(name)
+        config = check.data_store_config(config)
+        sealer = self._sealer()
+        uid = uuid.uuid4().hex
+        record = StoreRecord(
+            id=0,
+            uid=uid,
+            name=name,
+            kind=DataStoreKind.S3.value,
+            bucket=config.bucket_name,
+            region=config.region,
+            endpoint=config.endpoint,
+            virtual_addressing=config.use_virtual_addressing,
+            url_expiration_minutes=config.url_expiration_minutes,
+            access_key=config.access_key,
+            sealed_secret=sealer.seal(config.secret_key, secret_record(uid)),
+            key_id=sealer.key_id,
+            rekey_state=DataStoreRekeyState.NO_REKEY.value,
+            created_ns=time.time_ns(),
+        )
+        with engine_errors(store=name):
+            added = self._engine.add_store(record, check.MAX_DATA_STORES)
+        return self.info(added, with_secret=False)
+
+    def record(self, name: str) -> StoreRecord:
+        """The engine's record of a store; ``DataStoreNotFoundError`` if there is none."""
+        check.store_name(name)
+        store = self._engine.store(name)
+        if store is None:
+            raise DataStoreNotFoundError(f"no data store named {name!r}")
+        return store
+
+    def info(self, store: StoreRecord, *, with_secret: bool) -> DataStoreInfo:
+        """The public description of a store; the secret is opened only ``with_secret``."""
+        secret = ""
+        if with_secret:
+            secret = self._sealer().open(store.sealed_secret, secret_record(store.uid))
+        return DataStoreInfo(
+            name=store.name,
+            access_key=store.access_key,
+            secret_key=secret,
+            bucket_name=store.bucket,
+            region=store.region,
+            endpoint=store.endpoint,
+            url_expiration_minutes=store.url_expiration_minutes,
+            use_virtual_addressing=store.virtual_addressing,
+            kind=DataStoreKind(store.kind),
+            key_id=store.key_id,
+            rekey_state=DataStoreRekeyState(store.rekey_state),
+        )
+
+    def all(self) -> list[DataStoreInfo]:
+        """Every store, by name, without secrets."""
+        return [self.info(store, with_secret=False) for store in self._engine.stores()]
+
+    def find(self, name: str, *, with_secret: bool) -> DataStoreInfo | None:
+        """One store by name, or ``None``."""
+        check.store_name(name)
+        store = self._engine.store(name)
+        return None if store is None else self.info(store, with_secret=with_secret)
+
+    def remove(self, name: str) -> None:
+        """Remove a store that has no links (one transaction)."""
+        check.store_name(name)
+        with engine_errors(store=name):
+            self._engine.remove_store(name)
+
+    def rekey(
+        self,
+        name: str,
+        credentials: S3Credentials | None,
+        new_access_key: str | None,
+        new_secret_key: str | None,
+    ) -> None:
+        """Seal and store new credentials; see ``ConnectManager.rekey_data_store``."""
+        check.store_name(name)
+        keyword_given = new_access_key is not None or new_secret_key is not None
+        if credentials is not None and keyword_given:
+            raise ValueError("pass credentials or new_access_key/new_secret_key, not both")
+        if credentials is not None:
+            if not isinstance(credentials, S3Credentials):
+                raise ValueError("credentials must be S3Credentials")
+            new_access_key, new_secret_key = credentials.access_key, credentials.secret_key
+        elif not keyword_given:
+            raise ValueError("new credentials are required")
+        access_key = check.credential(new_access_key, "new access key")
+        secret_key = check.credential(new_secret_key, "new secret key")
+        store = self.record(name)
+        sealer = self._sealer()
+        with engine_errors(store=name):
+            self._engine.update_store(name, rekey_state=DataStoreRekeyState.IN_PROGRESS.value)
+            self._engine.update_store(
+                name,
+                access_key=access_key,
+                sealed_secret=sealer.seal(secret_key, secret_record(store.uid)),
+                key_id=sealer.key_id,
+                rekey_state=DataStoreRekeyState.NO_REKEY.value,
+            )
