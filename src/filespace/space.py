@@ -339,12 +339,12 @@ class Filespace:
 
     @property
     def engine_url(self) -> str:
-        """Where the metadata lives."""
+        """Where the metadata lives; never with a password (engines drop it)."""
         return self._engine.url
 
     @property
     def data_url(self) -> str:
-        """Where native file data lives."""
+        """Where native file data lives; never with credentials (refused in ``data=``)."""
         return self._data_url
 
     def _blocks(self) -> BlockStore:

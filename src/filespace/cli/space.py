@@ -127,8 +127,8 @@ def info(ctx: typer.Context, json_: JsonOpt = False) -> None:
             "name": fsp.name,
             "full_name": fsp.full_name,
             "format_version": fsp.format_version,
-            "engine_url": output.safe_url(fsp.engine_url),
-            "data_url": output.safe_url(fsp.data_url),
+            "engine_url": fsp.engine_url,
+            "data_url": fsp.data_url,
             "connect": {"enabled": status == "enabled", "status": status, "data_stores": stores},
             "statistics": dataclasses.asdict(stats),
         }
