@@ -65,6 +65,7 @@ from filespace.keys import generate_key
 from filespace.locations import check_new_location
 from filespace.models import DirEntry, FilespaceSize, FilespaceStatistics
 from filespace.paths import normalize as normalize_path
+from filespace.shared import close_shared, open_shared
 from filespace.space import (
     CURRENT_FORMAT,
     OLDEST_FORMAT,
@@ -124,10 +125,12 @@ __all__ = [
     "__version__",
     "cache_root",
     "check_new_location",
+    "close_shared",
     "create",
     "generate_key",
     "normalize_path",
     "open",
+    "open_shared",
     "upgrade",
     "validate_checksum",
     "validate_data_store_config",

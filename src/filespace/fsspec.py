@@ -21,8 +21,9 @@ file one that passes each read's size down to its prefetcher) with fsspec's
 gives, committed when closed.
 
 fsspec keeps one instance per set of options *and thread*; they all share one
-open ``Filespace`` per location and key in this process, closed at exit (or by
-``close()``); a forked child opens its own. An instance pickles as its options
+open ``Filespace`` per location and key in this process
+(``filespace.open_shared``), closed at exit (or by ``close()``); a forked
+child opens its own. An instance pickles as its options
 with the location made absolute, so Dask workers reopen the same filespace.
 
 Symbolic links: ``info`` of a link describes its target (``islink`` says it is
@@ -33,14 +34,12 @@ do not descend through links (a link may point at its own ancestor), as
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
 import errno
 import io
 import os
 import posixpath
 import shutil
-import threading
 from datetime import UTC, datetime
 from typing import IO, Any, cast
 
@@ -56,47 +55,10 @@ LOCATION_ENV = "FILESPACE"
 _COPY_CHUNK = 4 * 1024 * 1024
 _TYPES = {"file": "file", "dir": "directory", "link": "link"}
 
-_OpenOptions = tuple[str, str | bytes | None, str | None, int]  # location, key, cache
-_spaces: dict[_OpenOptions, Filespace] = {}
-_spaces_lock = threading.Lock()
 
-
-def _shared(options: _OpenOptions) -> Filespace:
-    """The process's open filespace for these options, opened on first use."""
-    with _spaces_lock:
-        space = _spaces.get(options)
-        if space is None or space.closed:
-            location, key, cache_dir, cache_size_mb = options
-            space = filespace.open(
-                location, key=key, cache_dir=cache_dir, cache_size_mb=cache_size_mb
-            )
-            _spaces[options] = space
-        return space
-
-
-def _release(options: _OpenOptions) -> None:
-    with _spaces_lock:
-        space = _spaces.pop(options, None)
-    if space is not None:
-        space.close()
-
-
-@atexit.register
 def close_shared_filespaces() -> None:
-    """Sync and close every filespace opened through fsspec in this process."""
-    with _spaces_lock:
-        spaces = list(_spaces.values())
-        _spaces.clear()
-    for space in spaces:
-        space.close()
-
-
-def _forget_after_fork() -> None:
-    """A forked child must not use (or close) its parent's connections: it reopens."""
-    _spaces.clear()
-
-
-os.register_at_fork(after_in_child=_forget_after_fork)
+    """Sync and close every filespace opened through fsspec (or ``open_shared``) here."""
+    filespace.close_shared()
 
 
 def _absolute(location: str | os.PathLike[str]) -> str:
@@ -132,22 +94,26 @@ class FilespaceFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec i
         self.location = _absolute(given)
         self.auto_mkdir = auto_mkdir
         cache = None if cache_dir is None else os.path.abspath(os.fspath(cache_dir))
-        self._options: _OpenOptions = (self.location, key, cache, cache_size_mb)
-        _shared(self._options)  # a bad location or key fails here, not at first use
+        self._options: dict[str, Any] = {
+            "key": key,
+            "cache_dir": cache,
+            "cache_size_mb": cache_size_mb,
+        }
+        self.filespace  # noqa: B018 - a bad location or key fails here, not at first use
 
     def __repr__(self) -> str:
         return f"FilespaceFileSystem(location={self.location!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
         options = {**self.storage_options, "location": self.location}
-        if self._options[2] is not None:
-            options["cache_dir"] = self._options[2]
+        if self._options["cache_dir"] is not None:
+            options["cache_dir"] = self._options["cache_dir"]
         return make_instance, (type(self), self.storage_args, options)
 
     @property
     def filespace(self) -> Filespace:
         """The open filespace (shared by every instance with this location and key)."""
-        return _shared(self._options)
+        return filespace.open_shared(self.location, **self._options)
 
     @property
     def fsid(self) -> str:
@@ -155,7 +121,7 @@ class FilespaceFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec i
 
     def close(self) -> None:
         """Sync and close the shared filespace; the next use opens it again."""
-        _release(self._options)
+        filespace.close_shared(self.location, **self._options)
 
     # -- paths ----------------------------------------------------------------------
     @classmethod
