@@ -16,6 +16,7 @@ import filespace
 from filespace import Filespace, LinkItem
 from filespace.connect import bulk
 from filespace.meta.engine import Engine, NoSuchStore
+from filespace.meta.records import LinkRow
 from filespace.testing import SeaweedS3
 
 ETAG = "0" * 32
@@ -204,8 +205,8 @@ def test_a_failing_batch_leaves_nothing_behind(connected: Filespace) -> None:
     store_id = engine.store("store")
     assert store_id is not None
     before = fs.get_statistics()
-    rows = [(parent, f"f{i}", f"k{i}", 1, ETAG) for i in range(100)]
-    rows[60] = (parent, "bad", "k", -5, ETAG)  # violates CHECK (size >= 0) mid-batch
+    rows = [LinkRow(parent, f"f{i}", f"k{i}", 1, ETAG) for i in range(100)]
+    rows[60] = LinkRow(parent, "bad", "k", -5, ETAG)  # violates CHECK (size >= 0) mid-batch
     with pytest.raises(Exception, match=r"(?i)check"):
         engine.create_links(store_id.id, rows, time.time_ns())
     assert fs.list_dir("/d") == []

@@ -191,10 +191,8 @@ class Filesystem:
         self._remove(entry, path)
 
     def _remove(self, entry: EntryRecord, path: str) -> None:
-        try:
+        with engine_errors(path=path):
             removed = self._engine.remove(entry.id)
-        except NoSuchEntry:
-            raise FileNotFoundError(errno.ENOENT, "no such file or directory", path) from None
         if removed.block_keys:
             self._blocks().delete(removed.block_keys)
 
@@ -279,10 +277,8 @@ class Filesystem:
         if len(target.encode("utf-8", "surrogatepass")) > paths.MAX_PATH_BYTES:
             raise ValueError(f"symlink target longer than {paths.MAX_PATH_BYTES} bytes")
         parent, name = self._resolver.parent(link_path)
-        try:
+        with engine_errors(path=link_path):
             self._engine.create(parent.id, name, "link", time.time_ns(), target=target)
-        except NameTaken:
-            raise FileExistsError(errno.EEXIST, "file exists", link_path) from None
 
     def read_symlink(self, link_path: str) -> str:
         """The target of a symbolic link."""

@@ -212,8 +212,7 @@ class SqlEngine(Engine):
     def create_links(
         self, store_id: int, rows: Sequence[LinkRow], now_ns: int
     ) -> list[tuple[int, type[MetaError]]]:
-        links = [LinkRow._make(row) for row in rows]  # plain tuples in that order work too
-        return self._write(lambda tx: bulk.create_links(tx, store_id, links, now_ns))
+        return self._write(lambda tx: bulk.create_links(tx, store_id, rows, now_ns))
 
     def mirror_batch(
         self,
@@ -226,11 +225,10 @@ class SqlEngine(Engine):
         delete: bool,
         dry_run: bool,
     ) -> MirrorCounts:
-        objects = [MirrorRow._make(row) for row in rows]  # plain tuples in that order work too
         return run(
             self.dialect,
             lambda tx: mirror_batch(
-                tx, store_id, base_id, objects, mark, now_ns, delete=delete, dry_run=dry_run
+                tx, store_id, base_id, rows, mark, now_ns, delete=delete, dry_run=dry_run
             ),
             write=not dry_run,
         )

@@ -16,6 +16,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +59,8 @@ class SqliteDialect(Dialect):
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         return conn
 
-    @contextmanager
-    def _borrowed(self) -> Iterator[sqlite3.Connection]:
-        """An idle connection (or a new one) for the block's use alone."""
+    def _borrow(self) -> sqlite3.Connection:
+        """An idle connection (or a new one) for the caller's use alone, until ``_return``."""
         with self._lock:
             if self._closed:
                 raise ValueError("the filespace is closed")
@@ -72,19 +72,21 @@ class SqliteDialect(Dialect):
                     conn.close()
                     raise ValueError("the filespace is closed")
                 self._connections.append(conn)
-        try:
-            yield conn
-        finally:
-            if conn.in_transaction:  # failed, or failed to commit: the next borrower starts clean
-                with contextlib.suppress(sqlite3.Error):
-                    conn.rollback()
-            with self._lock:
-                if not self._closed:
-                    self._idle.append(conn)
+        return conn
+
+    def _return(self, conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:  # failed, or failed to commit: the next borrower starts clean
+            with contextlib.suppress(sqlite3.Error):
+                conn.rollback()
+        with self._lock:
+            if not self._closed:
+                self._idle.append(conn)
 
     @contextmanager
     def transaction(self, *, write: bool) -> Iterator[Any]:
-        with self._borrowed() as conn:  # rolls back whatever did not commit
+        # Borrowing is inlined (no context of its own): every engine call passes here.
+        conn = self._borrow()
+        try:
             cursor = conn.cursor()
             cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
@@ -92,6 +94,8 @@ class SqliteDialect(Dialect):
                 conn.commit()
             finally:
                 cursor.close()
+        finally:
+            self._return(conn)  # rolls back whatever did not commit
 
     def insert_links(
         self, cursor: Any, store_id: int, rows: Sequence[LinkRow], now_ns: int, mark: int | None
@@ -102,23 +106,22 @@ class SqliteDialect(Dialect):
             return 0
         cursor.execute("SELECT COALESCE(MAX(id), 0) FROM entries")
         first = int(cursor.fetchone()[0]) + 1
+        # Parameters built column-wise in C (zip, repeat) rather than a Python loop
+        # over NamedTuples: a quarter of the time at a million rows.
+        ids = range(first, first + len(rows))
+        parents, names, keys, sizes, checksums = zip(*rows, strict=True)
+        now = repeat(now_ns)
         cursor.executemany(
             "INSERT INTO entries (id, parent_id, name, type, kind, size, ctime_ns, mtime_ns)"
             " VALUES (?, ?, ?, 'file', 's3', ?, ?, ?) ON CONFLICT (parent_id, name) DO NOTHING",
-            [
-                (first + offset, row.parent_id, row.name, row.size, now_ns, now_ns)
-                for offset, row in enumerate(rows)
-            ],
+            zip(ids, parents, names, sizes, now, now, strict=False),  # ``now`` is endless
         )
         if cursor.rowcount != len(rows):
             return int(cursor.rowcount)
         cursor.executemany(
             "INSERT INTO external_links (entry_id, data_store_id, object_key, url, size,"
             " checksum, linked_ns, mirror_mark) VALUES (?, ?, ?, NULL, ?, ?, ?, ?)",
-            [
-                (first + offset, store_id, row.object_key, row.size, row.checksum, now_ns, mark)
-                for offset, row in enumerate(rows)
-            ],
+            zip(ids, repeat(store_id), keys, sizes, checksums, now, repeat(mark), strict=False),
         )
         return int(cursor.rowcount)
 
@@ -133,10 +136,13 @@ class SqliteDialect(Dialect):
     def has_schema(self) -> bool:
         if not self.path.exists():
             return False
-        with self._borrowed() as conn:
+        conn = self._borrow()
+        try:
             row = conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'settings'"
             ).fetchone()
+        finally:
+            self._return(conn)
         return row is not None
 
     def is_unique_violation(self, exc: BaseException) -> bool:

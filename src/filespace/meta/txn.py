@@ -146,17 +146,45 @@ def run(
     """``work(tx)`` in one transaction, run again under ``policy`` when it fails in passing."""
 
     def attempt(collisions: int) -> T:
-        with transaction(dialect, write=write, collisions=collisions) as tx:
-            return work(tx)
+        with dialect.transaction(write=write) as cursor:
+            return work(Tx(cursor, dialect, collisions=collisions))
 
-    return retry(dialect, attempt, policy=policy)
+    # The first attempt runs straight away; the retry loop (its clock, its closure
+    # state) is set up only once one has failed. Single links in a loop feel it.
+    try:
+        return attempt(0)
+    except Collision:
+        return retry(dialect, attempt, policy=policy, collided=True)
+    except Exception as exc:
+        if not dialect.is_retryable(exc):
+            raise
+        return retry(dialect, attempt, policy=policy, failed=exc)
 
 
-def retry(dialect: Dialect, attempt: Callable[[int], T], *, policy: RetryPolicy = POLICY) -> T:
-    """``attempt(collisions so far)``, again under ``policy`` (``run`` without the transaction)."""
+def retry(
+    dialect: Dialect,
+    attempt: Callable[[int], T],
+    *,
+    policy: RetryPolicy = POLICY,
+    collided: bool = False,
+    failed: BaseException | None = None,
+) -> T:
+    """``attempt(collisions so far)``, again under ``policy`` (``run`` without the transaction).
+
+    ``collided`` / ``failed`` say how a first attempt made elsewhere ended: the
+    loop then goes on from there instead of starting afresh.
+    """
     deadline = time.monotonic() + policy.budget_s
     delay = policy.first_delay_s
-    collisions = 0
+    collisions = 1 if collided else 0
+    if collisions >= policy.collisions:
+        raise EngineError("a batch kept colliding with concurrent writers; try again")
+    if failed is not None:
+        if time.monotonic() + delay > deadline:
+            raise EngineError(f"the metadata engine kept failing: {_describe(failed)}") from failed
+        time.sleep(random.uniform(delay / 2, delay))
+        delay = min(delay * 2, policy.max_delay_s)
+    reason: BaseException | None
     while True:
         try:
             return attempt(collisions)
@@ -168,7 +196,7 @@ def retry(dialect: Dialect, attempt: Callable[[int], T], *, policy: RetryPolicy 
                 ) from None
             if collisions == 1:
                 continue  # the work knows it collided and takes its careful path at once
-            reason: BaseException | None = None
+            reason = None
         except Exception as exc:
             if not dialect.is_retryable(exc):
                 raise
