@@ -160,18 +160,14 @@ class PostgresDialect(Dialect):
                 "COPY entries (id, parent_id, name, type, kind, size, ctime_ns, mtime_ns)"
                 " FROM STDIN"
             ) as copy:
-                for entry_id, row in zip(ids, rows, strict=True):
-                    copy.write_row(
-                        (entry_id, row.parent_id, row.name, "file", "s3", row.size, now_ns, now_ns)
-                    )
+                for entry_id, (parent, name, _, size, _) in zip(ids, rows, strict=True):
+                    copy.write_row((entry_id, parent, name, "file", "s3", size, now_ns, now_ns))
             with cursor.copy(
                 "COPY external_links (entry_id, data_store_id, object_key, size, checksum,"
                 " linked_ns, mirror_mark) FROM STDIN"
             ) as copy:
-                for entry_id, row in zip(ids, rows, strict=True):
-                    copy.write_row(
-                        (entry_id, store_id, row.object_key, row.size, row.checksum, now_ns, mark)
-                    )
+                for entry_id, (_, _, key, size, checksum) in zip(ids, rows, strict=True):
+                    copy.write_row((entry_id, store_id, key, size, checksum, now_ns, mark))
         except Exception as exc:
             if self.is_unique_violation(exc) or _names_constraint(exc, "entries_parent_id_fkey"):
                 return 0
