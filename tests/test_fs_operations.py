@@ -168,3 +168,23 @@ def test_move_with_replace_keeps_the_posix_rules(fsp: Filespace) -> None:
     fs.move("/d", "/empty", replace=True)
     assert fs.dir_exists("/empty/inner") and not fs.exists("/d")
     assert fs.get_statistics().directory_count == 4  # /empty, /empty/inner, /full, /full/x
+
+
+def test_check_writable_is_the_dry_run_of_a_write(connected: Filespace) -> None:
+    fs = connected.fs
+    fs.create_dir("/d")
+    fs.write_file("/d/native", b"x")
+    connected.connect.link_file("/d/linked", "store", "key", 3, "etag")
+    fs.check_writable("/d/native")
+    fs.check_writable("/d/new")  # would be made
+    assert not fs.exists("/d/new")
+    with pytest.raises(IsADirectoryError):
+        fs.check_writable("/d")
+    with pytest.raises(PermissionError) as raised:  # ReadOnlyFileError, EROFS
+        fs.check_writable("/d/linked")
+    assert raised.value.errno == errno.EROFS
+    with pytest.raises(FileNotFoundError):
+        fs.check_writable("/missing/f")
+    with pytest.raises(NotADirectoryError):
+        fs.check_writable("/d/native/f")
+    assert fs.read_file("/d/native") == b"x"

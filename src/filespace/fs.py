@@ -375,13 +375,29 @@ class Filesystem:
         """Cut or zero-extend a native file to ``size`` bytes."""
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise ValueError(f"size must be a non-negative int, got {size!r}")
-        entry = self._resolver.walk(path, follow_last=True)
+        self._refuse_writing(self._resolver.walk(path, follow_last=True), path)
+        with self.open(path, "r+b", buffering=0) as handle:
+            handle.truncate(size)
+
+    def check_writable(self, path: str) -> None:
+        """Raise what ``open(path, "wb")`` would raise, creating and changing nothing.
+
+        The dry run of a write: the parent must be a directory, and an existing
+        entry must be a native file (not a directory, not a linked file).
+        """
+        try:
+            entry = self._resolver.walk(path, follow_last=True)
+        except FileNotFoundError:
+            self._resolver.parent(path)  # the file would be made: its directory must be there
+            return
+        self._refuse_writing(entry, path)
+
+    @staticmethod
+    def _refuse_writing(entry: EntryRecord, path: str) -> None:
         if entry.is_dir:
             raise IsADirectoryError(errno.EISDIR, "is a directory", path)
         if entry.link is not None:
             raise ReadOnlyFileError(path)
-        with self.open(path, "r+b", buffering=0) as handle:
-            handle.truncate(size)
 
     # -- statistics --------------------------------------------------------------------
     def get_statistics(self) -> FilespaceStatistics:

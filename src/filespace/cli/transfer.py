@@ -10,7 +10,6 @@ from typing import IO, Annotated
 
 import typer
 
-from filespace import Filesystem, ReadOnlyFileError
 from filespace.cli import context, output
 from filespace.cli.context import fs_path, join
 from filespace.cli.params import DryRunOpt, JsonOpt
@@ -84,18 +83,6 @@ def get(
         output.say(f"copied {source} -> {destination} ({output.human_size(copied)})")
 
 
-def _check_writable(fs: Filesystem, path: str) -> None:
-    """What ``fs.open(path, "wb")`` would refuse, checked without writing."""
-    if not fs.dir_exists(context.dirname(path)):
-        raise FileNotFoundError(errno.ENOENT, "no such directory", context.dirname(path))
-    if fs.exists(path):
-        entry = fs.get_entry(path)
-        if entry.is_dir():
-            raise IsADirectoryError(errno.EISDIR, "is a directory", path)
-        if entry.external is not None:
-            raise ReadOnlyFileError(path)
-
-
 def put(
     ctx: typer.Context,
     local: Annotated[str, typer.Argument(help="Local file; - for stdin.")],
@@ -115,7 +102,7 @@ def put(
             destination = join(destination, Path(local).name)
         size = os.fstat(reader.fileno()).st_size if local != "-" else 0
         if dry_run:
-            _check_writable(fsp.fs, destination)
+            fsp.fs.check_writable(destination)
             copied = size
         else:
             label = f"put {destination}"
