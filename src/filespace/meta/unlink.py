@@ -1,8 +1,8 @@
 """Removing every external link under a directory, server-side, in set-based batches.
 
-Each batch is one transaction of a few statements whatever its size: hold the
-batch's entries, delete their link rows (``RETURNING`` what each held, for the
-store counters), delete the entries left without a link (``RETURNING`` their
+Each batch is one transaction of a few set-based statements: hold the batch's
+entries, delete their link rows (``RETURNING`` each entry id and what it held,
+for the store counters), delete those entries by id (``RETURNING`` their
 parents and sizes, for the filespace counters and the parents' mtimes), then
 write the counters. Counting what the deletes returned, not what a read saw,
 keeps the counters exact when another client removes some of the same links.
@@ -19,10 +19,11 @@ from filespace.meta.counters import Tally, entry_deltas
 from filespace.meta.dialect import Dialect
 from filespace.meta.namespace import require_dir
 from filespace.meta.rows import SUBDIRS
-from filespace.meta.txn import Tx, run
+from filespace.meta.txn import Tx, chunks, marks, run
 
 
 class _GoneLink(NamedTuple):
+    entry_id: int
     store_id: int | None
     size: int
 
@@ -60,22 +61,21 @@ def remove_links(
         gone = tx.rows(
             _GoneLink,
             f"{SUBDIRS}DELETE FROM external_links WHERE entry_id IN ({picked}) "
-            "RETURNING data_store_id, size",
+            "RETURNING entry_id, data_store_id, size",
             *params,
             batch,
         )
         if not gone:
             return 0
-        # The batch's entries are now the only files below base without a link
-        # row: every other link's entry and link rows come and go together.
-        entries = tx.rows(
-            _GoneEntry,
-            f"{SUBDIRS}DELETE FROM entries WHERE id IN (SELECT e.id FROM entries e "
-            "JOIN sub ON e.parent_id = sub.id WHERE e.type = 'file' AND e.kind <> 'native' "
-            "AND NOT EXISTS (SELECT 1 FROM external_links l WHERE l.entry_id = e.id)) "
-            "RETURNING parent_id, size",
-            base_id,
-        )
+        # Only the entries whose link rows were just deleted: a lookup by id,
+        # not another scan of the subtree for each batch.
+        entries: list[_GoneEntry] = []
+        for chunk in chunks(sorted({int(link.entry_id) for link in gone})):
+            entries += tx.rows(
+                _GoneEntry,
+                f"DELETE FROM entries WHERE id IN ({marks(chunk)}) RETURNING parent_id, size",
+                *chunk,
+            )
         tally = Tally()
         tally.add(entry_deltas("file", "s3", -len(entries), -sum(e.size for e in entries)))
         for link in gone:
