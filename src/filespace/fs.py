@@ -145,7 +145,7 @@ class Filesystem:
         if not parents:
             return self._create_one_dir(path, dry_run=dry_run)
         names = paths.split(path)
-        base, found = self._deepest_dir(names)
+        base, found = self._resolver.deepest_dir(names)
         missing = names[found:]
         made = [paths.join(names[: found + count + 1]) for count in range(len(missing))]
         if missing and not dry_run:
@@ -166,22 +166,6 @@ class Filesystem:
             with engine_errors(path=path):
                 self._engine.create(parent.id, name, "dir", time.time_ns())
         return [paths.normalize(path)]
-
-    def _deepest_dir(self, names: tuple[str, ...]) -> tuple[EntryRecord, int]:
-        """The deepest existing directory on the way to ``names``, and how many names it spans."""
-        base = self._resolver.root()
-        for count in range(1, len(names) + 1):
-            prefix = paths.join(names[:count])
-            try:
-                entry = self._resolver.walk(prefix, follow_last=True)
-            except FileNotFoundError:
-                break
-            if not entry.is_dir:
-                raise FileExistsError(errno.EEXIST, "exists and is not a directory", prefix)
-            base = entry
-        else:
-            count = len(names) + 1
-        return base, count - 1
 
     def delete(self, path: str) -> None:
         """Remove a file, external link or symlink (not a directory)."""

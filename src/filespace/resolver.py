@@ -61,3 +61,21 @@ class Resolver:
         if not parent.is_dir:
             raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)
         return parent, name
+
+    def deepest_dir(self, names: tuple[str, ...]) -> tuple[EntryRecord, int]:
+        """The deepest existing directory on the way to ``names``, and how many names it spans.
+
+        What ``mkdir -p`` starts from; symbolic links on the way are followed.
+        Something other than a directory in the way is ``FileExistsError`` naming it.
+        """
+        base = self.root()
+        for count in range(1, len(names) + 1):
+            prefix = paths.join(names[:count])
+            try:
+                entry = self.walk(prefix, follow_last=True)
+            except FileNotFoundError:
+                return base, count - 1
+            if not entry.is_dir:
+                raise FileExistsError(errno.EEXIST, "exists and is not a directory", prefix)
+            base = entry
+        return base, len(names)

@@ -134,22 +134,6 @@ class DirCache:
             return target.id if target.is_dir else _BLOCKED
         return _BLOCKED
 
-    def make(self, path: str) -> tuple[int, list[str]]:
-        """The directory at ``path``, made with its missing parents, and the paths made.
-
-        The id is ``_MISSING`` or ``_BLOCKED`` (not above 0) when something other
-        than a directory is in the way.
-        """
-        made: list[str] = []
-        top = path
-        while top != "/" and self.get(top) == _MISSING:
-            made.append(top)
-            top = top.rpartition("/")[0] or "/"
-        if made and self.get(top) > 0:
-            self.ensure([path])
-        made.reverse()
-        return self.get(path), made
-
     def ensure(self, wanted: Iterable[str]) -> None:
         """Make the missing directories among ``wanted`` (and their parents), in one go."""
         chains: list[tuple[int, list[str], str]] = []

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 from filespace import paths
 from filespace.connect import validation as check
 from filespace.connect.access import Access, head_object
-from filespace.connect.bulk import DirCache
 from filespace.connect.models import ExternalFileInfo
 from filespace.connect.stores import Stores
 from filespace.errors import MissingParentError, NotALinkError
@@ -132,16 +131,24 @@ class Links:
         The engine has no operation that does both at once; if the link fails,
         the directories made for it are removed again.
         """
-        dirs = DirCache(self._engine, self._resolver)
-        parent_id, made = dirs.make(parent_path)
-        if parent_id <= 0:
-            raise MissingParentError(file_path)
+        names = paths.split(parent_path)
+        try:
+            base, found = self._resolver.deepest_dir(names)
+        except FileExistsError:
+            raise MissingParentError(file_path) from None
+        made: list[int] = []
+        parent_id = base.id
+        if found < len(names):
+            chain = self._engine.make_dirs([(base.id, names[found:])], time.time_ns())[0]
+            if chain is None:  # a file appeared on the way meanwhile
+                raise MissingParentError(file_path)
+            made, parent_id = chain, chain[-1]
         try:
             self._create_link(parent_id, name, file_path, link, store_name)
         except BaseException:
             for directory in reversed(made):
                 with contextlib.suppress(MetaError):
-                    self._engine.remove(dirs.get(directory))
+                    self._engine.remove(directory)
             raise
 
     def _link_parent(self, file_path: str) -> tuple[EntryRecord, str]:
