@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import posixpath
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -258,7 +257,7 @@ def mv(
             raise CliError("/: the root directory cannot be moved")
         fs.get_entry(source_path)
         if fs.dir_exists(target):  # as mv(1): into an existing directory
-            target = posixpath.join(target, posixpath.basename(source_path))
+            target = join(target, context.basename(source_path))
         fs.move(source_path, target, dry_run=dry_run)
     if context.wants_json(ctx, json_):
         output.emit_json({"dry_run": dry_run, "source": source_path, "destination": target})

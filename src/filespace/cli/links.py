@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import posixpath
 from typing import Annotated, Any
 
 import typer
@@ -33,7 +32,7 @@ def _parents(fs: Filesystem, path: str, parents: bool, dry_run: bool) -> list[st
     """Make (or with ``dry_run`` list) the missing parents of ``path``; check it is free."""
     if fs.exists(path):
         raise LinkExistsError(path)
-    parent = posixpath.dirname(path)
+    parent = context.dirname(path)
     if parents:
         return fs.create_dir(parent, parents=True, dry_run=dry_run)
     if not fs.dir_exists(parent):
