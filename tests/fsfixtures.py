@@ -98,3 +98,29 @@ def connected(fsp: filespace.Filespace, s3_server: SeaweedS3, bucket: str) -> fi
     fsp.connect.enable()
     fsp.connect.add_data_store("store", store_config(s3_server, bucket))
     return fsp
+
+
+def raw_sql(fsp: filespace.Filespace, sql: str, *params: Any) -> int:
+    """Run ``sql`` on the filespace's engine as a writer without the key would; rows changed.
+
+    ``?`` placeholders on both engines.
+    """
+    url = fsp.engine_url
+    if url.startswith("sqlite://"):
+        import sqlite3
+
+        conn = sqlite3.connect(url[len("sqlite://") :])
+        try:
+            changed = conn.execute(sql, params).rowcount
+            conn.commit()
+        finally:
+            conn.close()
+        return changed
+    from urllib.parse import parse_qs, urlsplit
+
+    import psycopg
+
+    schema = parse_qs(urlsplit(url).query)["schema"][0]
+    with psycopg.connect(postgres_url(), autocommit=True) as conn:
+        conn.execute(f'SET search_path TO "{schema}"')
+        return conn.execute(sql.replace("?", "%s"), params).rowcount

@@ -16,6 +16,7 @@ a caller needs to tell cases apart, so ``except FileNotFoundError`` and
     │   │   └── FilespaceKeyError           the filespace key is missing or wrong
     │   │       ├── KeyNotFoundError
     │   │       └── WrongKeyError
+    │   │           └── IntegrityError      a sealed value's record or destination was changed
     │   ├── StaleFileError                  errno ESTALE: the object changed after linking
     │   └── ExternalReadError               errno EIO: the object could not be read
     ├── ValueError
@@ -54,6 +55,7 @@ __all__ = [
     "ExternalReadError",
     "FilespaceError",
     "FilespaceKeyError",
+    "IntegrityError",
     "KeyNotFoundError",
     "LinkExistsError",
     "MissingParentError",
@@ -111,6 +113,15 @@ class KeyNotFoundError(FilespaceKeyError):
 
 class WrongKeyError(FilespaceKeyError):
     """The key given does not match the filespace's check value."""
+
+
+class IntegrityError(WrongKeyError):
+    """A sealed value does not match what it is bound to.
+
+    Its record, or a field that decides where the secret goes (endpoint,
+    bucket, region, addressing style, access key), was changed by someone
+    without the filespace key: nothing is sent anywhere.
+    """
 
 
 class StaleFileError(FilespaceError, OSError):

@@ -39,7 +39,7 @@ from filespace.locations import (
     resolve_data_url,
 )
 from filespace.meta import SCHEMA_VERSION, Engine, is_engine_url, open_engine
-from filespace.sealing import Sealer
+from filespace.sealing import Sealer, is_legacy
 
 CURRENT_FORMAT = 9
 OLDEST_FORMAT = 8
@@ -79,6 +79,12 @@ def _s3_data_settings(
         "data_s3_virtual_addressing": "1" if virtual_addressing else "0",
     }
     return settings, options
+
+
+def _block_binding(data_url: str, settings: dict[str, str]) -> dict[str, str]:
+    """What the block store's sealed secret is bound to: every field that says where it goes."""
+    fields = ("region", "endpoint", "access_key", "virtual_addressing")
+    return {"data_url": data_url, **{f: settings.get(f"data_s3_{f}", "") for f in fields}}
 
 
 def _check_s3_store(store: S3BlockStore, filespace_id: str) -> None:
@@ -151,7 +157,8 @@ def create(
             virtual_addressing=data_virtual_addressing,
         )
         sealer = Sealer(raw_key, filespace_id, keys.key_id(raw_key, filespace_id))
-        sealed = sealer.seal(options.secret_key, record=_DATA_SECRET_RECORD)
+        binding = _block_binding(data_url, data_settings)
+        sealed = sealer.seal(options.secret_key, _DATA_SECRET_RECORD, binding)
         data_settings[_SEALED_DATA_SECRET] = base64.b64encode(sealed).decode("ascii")
         s3_store = S3BlockStore(data_url, options)
         _check_s3_store(s3_store, filespace_id)
@@ -369,9 +376,21 @@ class Filespace:
             region=region,
             endpoint=endpoint,
             access_key=access_key,
-            secret_key=self._sealer().open(sealed, _DATA_SECRET_RECORD),
+            secret_key=self._open_block_secret(settings, sealed),
             virtual_addressing=virtual_addressing,
         )
+
+    def _open_block_secret(self, settings: dict[str, str], sealed: bytes) -> str:
+        """The block store's secret; ``IntegrityError`` if where it goes changed without the key."""
+        sealer = self._sealer()
+        binding = _block_binding(self._data_url, settings)
+        if not is_legacy(sealed):
+            return sealer.open(sealed, _DATA_SECRET_RECORD, binding)
+        # Sealed before destinations were bound: opened once, resealed bound.
+        secret = sealer.open(sealed, _DATA_SECRET_RECORD, legacy=True)
+        resealed = sealer.seal(secret, _DATA_SECRET_RECORD, binding)
+        self._engine.set_setting(_SEALED_DATA_SECRET, base64.b64encode(resealed).decode("ascii"))
+        return secret
 
     def sweep_blocks(self, grace: float = DEFAULT_SWEEP_GRACE_S) -> int:
         """Delete stored blocks no file references; returns how many were deleted.

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from filespace.connect.signing import UrlSigner
-from filespace.connect.stores import secret_record
+from filespace.connect.stores import open_secret
 from filespace.errors import DataStoreAccessError, DataStoreError, ObjectNotFoundError
 from filespace.meta.records import LinkRecord, StoreRecord
 from filespace.objects.s3 import ObjectHead, S3AccessError, S3Client, S3Target
@@ -57,7 +57,8 @@ class Access:
             cached = self._signers.get(store.id)
             if cached is not None and cached[0] == identity:
                 return cached[1]
-        secret = self._sealer().open(store.sealed_secret, secret_record(store.uid))
+        # Before any request: a destination changed without the key fails here.
+        secret = open_secret(self._engine, self._sealer(), store)
         client = S3Client(target(store), store.access_key, secret)
         signer = UrlSigner(client, store.url_expiration_minutes * 60)
         with self._lock:

@@ -1,12 +1,15 @@
 """Data stores: adding, finding, rekeying and removing them, with their secrets sealed.
 
-A store's secret key is sealed with the filespace key (bound to the store's
-uid) before it reaches the engine, and opened only where a caller asks for it
-(``get_data_store``) or a client needs it (``connect.access``).
+A store's secret key is sealed with the filespace key before it reaches the
+engine, bound to the store's uid and to every field that decides where its
+requests go (``destination``), and opened only where a caller asks for it
+(``get_data_store``) or a client needs it (``connect.access``), both through
+``open_secret``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Callable
@@ -23,6 +26,7 @@ from filespace.connect.models import (
 from filespace.errors import DataStoreNotFoundError
 from filespace.meta.errors import engine_errors
 from filespace.meta.records import StoreRecord
+from filespace.sealing import Binding, is_legacy
 
 if TYPE_CHECKING:
     from filespace.meta.engine import Engine
@@ -32,6 +36,34 @@ if TYPE_CHECKING:
 def secret_record(store_uid: str) -> str:
     """What a store's sealed secret is bound to: opening it for another store fails."""
     return f"data_store:{store_uid}:secret_key"
+
+
+def destination(store: StoreRecord) -> Binding:
+    """The fields of a store that decide where its signed requests go (bound to the seal)."""
+    return {
+        "kind": store.kind,
+        "bucket": store.bucket,
+        "region": store.region,
+        "endpoint": store.endpoint,
+        "virtual_addressing": bool(store.virtual_addressing),
+        "access_key": store.access_key,
+    }
+
+
+def open_secret(engine: Engine, sealer: Sealer, store: StoreRecord) -> str:
+    """The store's secret key; ``IntegrityError`` if its destination was changed without the key.
+
+    A secret sealed before destinations were bound (layout 1) is opened once
+    and resealed bound to the store as it is now.
+    """
+    record = secret_record(store.uid)
+    if not is_legacy(store.sealed_secret):
+        return sealer.open(store.sealed_secret, record, destination(store))
+    secret = sealer.open(store.sealed_secret, record, legacy=True)
+    # Conditional: a rekey that landed meanwhile (new credentials) is kept.
+    resealed = sealer.seal(secret, record, destination(store))
+    engine.reseal_store(store.name, store.sealed_secret, resealed)
+    return secret
 
 
 class Stores:
@@ -47,7 +79,7 @@ class Stores:
         config = check.data_store_config(config)
         sealer = self._sealer()
         uid = uuid.uuid4().hex
-        record = StoreRecord(
+        unsealed = StoreRecord(
             id=0,
             uid=uid,
             name=name,
@@ -58,11 +90,13 @@ class Stores:
             virtual_addressing=config.use_virtual_addressing,
             url_expiration_minutes=config.url_expiration_minutes,
             access_key=config.access_key,
-            sealed_secret=sealer.seal(config.secret_key, secret_record(uid)),
+            sealed_secret=b"",
             key_id=sealer.key_id,
             rekey_state=DataStoreRekeyState.NO_REKEY.value,
             created_ns=time.time_ns(),
         )
+        sealed = sealer.seal(config.secret_key, secret_record(uid), destination(unsealed))
+        record = dataclasses.replace(unsealed, sealed_secret=sealed)
         with engine_errors(store=name):
             added = self._engine.add_store(record, check.MAX_DATA_STORES)
         return self.info(added, with_secret=False)
@@ -79,7 +113,7 @@ class Stores:
         """The public description of a store; the secret is opened only ``with_secret``."""
         secret = ""
         if with_secret:
-            secret = self._sealer().open(store.sealed_secret, secret_record(store.uid))
+            secret = open_secret(self._engine, self._sealer(), store)
         return DataStoreInfo(
             name=store.name,
             access_key=store.access_key,
@@ -132,12 +166,17 @@ class Stores:
         secret_key = check.credential(new_secret_key, "new secret key")
         store = self.record(name)
         sealer = self._sealer()
+        # The store as it is must still match its seal: a rekey never adopts
+        # a destination changed without the key.
+        open_secret(self._engine, sealer, store)
+        rekeyed = dataclasses.replace(store, access_key=access_key)
+        sealed = sealer.seal(secret_key, secret_record(store.uid), destination(rekeyed))
         with engine_errors(store=name):
             self._engine.update_store(name, rekey_state=DataStoreRekeyState.IN_PROGRESS.value)
             self._engine.update_store(
                 name,
                 access_key=access_key,
-                sealed_secret=sealer.seal(secret_key, secret_record(store.uid)),
+                sealed_secret=sealed,
                 key_id=sealer.key_id,
                 rekey_state=DataStoreRekeyState.NO_REKEY.value,
             )

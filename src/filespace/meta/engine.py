@@ -202,6 +202,10 @@ class Engine(ABC):
         """Change columns of one store; ``NoSuchStore``."""
 
     @abstractmethod
+    def reseal_store(self, name: str, old: bytes, new: bytes) -> bool:
+        """Replace a store's sealed secret ``old`` by ``new``; False if it is no longer ``old``."""
+
+    @abstractmethod
     def remove_store(self, name: str) -> None:
         """Remove a store with no links; ``NoSuchStore`` or ``StoreBusy``."""
 

@@ -175,6 +175,9 @@ class SqlEngine(Engine):
     def update_store(self, name: str, **changes: object) -> StoreRecord:
         return self._write(lambda tx: stores.update(tx, name, changes))
 
+    def reseal_store(self, name: str, old: bytes, new: bytes) -> bool:
+        return self._write(lambda tx: stores.reseal(tx, name, old, new))
+
     def remove_store(self, name: str) -> None:
         self._write(lambda tx: stores.remove(tx, name))
 

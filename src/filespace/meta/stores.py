@@ -10,10 +10,8 @@ from filespace.meta.records import LinkPage, StoreRecord
 from filespace.meta.rows import STORE_SELECT, StoreRow
 from filespace.meta.txn import Tx
 
-UPDATABLE = frozenset(
-    {"access_key", "sealed_secret", "key_id", "rekey_state", "endpoint", "region"}
-)
-"""The columns ``update_store`` may change."""
+UPDATABLE = frozenset({"access_key", "sealed_secret", "key_id", "rekey_state"})
+"""The columns ``update_store`` may change (where a store is, never: its secret is bound to it)."""
 
 
 def find(tx: Tx, condition: str, value: object) -> StoreRecord | None:
@@ -83,6 +81,18 @@ def update(tx: Tx, name: str, changes: dict[str, object]) -> StoreRecord:
     if updated is None:
         raise NoSuchStore(name)
     return updated
+
+
+def reseal(tx: Tx, name: str, old: bytes, new: bytes) -> bool:
+    """Swap the sealed secret ``old`` for ``new``, unless it changed meanwhile (a rekey)."""
+    return bool(
+        tx.run(
+            "UPDATE data_stores SET sealed_secret = ? WHERE name = ? AND sealed_secret = ?",
+            new,
+            name,
+            old,
+        )
+    )
 
 
 def remove(tx: Tx, name: str) -> None:

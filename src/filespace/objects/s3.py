@@ -149,10 +149,9 @@ class S3Client:
         return self._client
 
     def _build(self) -> Any:
-        import botocore.session
         from botocore.config import Config
 
-        session = botocore.session.get_session()
+        session = _isolated_session()
         config = Config(
             signature_version="s3v4",
             s3={"addressing_style": "virtual" if self.target.virtual_addressing else "path"},
@@ -160,6 +159,7 @@ class S3Client:
             read_timeout=_READ_TIMEOUT_S,
             retries={"max_attempts": 3, "mode": "standard"},
             max_pool_connections=32,
+            proxies={},  # not None: botocore would take HTTP(S)_PROXY from the environment
         )
         return session.create_client(
             "s3",
@@ -240,6 +240,31 @@ class S3Client:
                 self.client.delete_objects(
                     Bucket=self.target.bucket, Delete={"Objects": batch, "Quiet": True}
                 )
+
+
+def _isolated_session() -> Any:
+    """A botocore session that reads nothing from the process's environment or ``~/.aws``.
+
+    A bucket's endpoint, region, addressing and credentials are exactly what
+    the store (or block store) holds: ``AWS_ENDPOINT_URL``, a profile's
+    ``endpoint_url`` or ``addressing_style``, ``AWS_CA_BUNDLE``, ``AWS_DATA_PATH``
+    and the rest must not change where a signed request goes. Every session
+    variable is pinned to its built-in default; the config files are empty.
+    """
+    import os
+
+    import botocore.session
+    from botocore.configprovider import BOTOCORE_DEFAUT_SESSION_VARIABLES as DEFAULTS  # sic
+
+    session = botocore.session.Session()
+    for name, spec in DEFAULTS.items():
+        session.set_config_variable(name, spec[2])
+    session.set_config_variable("config_file", os.devnull)
+    session.set_config_variable("credentials_file", os.devnull)
+    session.set_config_variable("ignore_configured_endpoint_urls", True)
+    session.set_config_variable("s3", {})
+    session.set_config_variable("proxies_config", {})
+    return session
 
 
 _clients: weakref.WeakSet[S3Client] = weakref.WeakSet()
