@@ -196,6 +196,9 @@ def test_lasting_postgres_failures_fail_at_once_naming_the_location(tmp_path: Pa
             assert "127.0.0.1" in message, message
             assert not isinstance(failed.value, filespace.EngineError)
             assert failed.value.__cause__ is None  # psycopg's error holds the password
+        if "reserved" in words or "URL" in words:  # found from the URL alone
+            with pytest.raises(ValueError, match=words):
+                filespace.check_new_location(url)
         data = (tmp_path / "blocks").as_uri()
         with pytest.raises(kind, match=words):
             filespace.create(url, name="n", data=data)

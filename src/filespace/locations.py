@@ -159,8 +159,10 @@ def check_new_location(location: str | os.PathLike[str]) -> None:
     """Raise what ``create`` would raise for ``location`` itself; create nothing.
 
     A directory must be new or empty (``FileExistsError`` otherwise); an engine
-    URL must have a known scheme (``ValueError``). Whether an engine already
-    holds a filespace is found out only by connecting, which ``create`` does.
+    URL must have a known scheme and valid options (``ValueError``), a SQLite
+    URL name a new file or a SQLite database (``FileExistsError``). Whether an
+    engine already holds a filespace is found out only by connecting, which
+    ``create`` does.
     """
     text = as_text(location)
     if "://" in text and not is_engine_url(text):
@@ -169,6 +171,7 @@ def check_new_location(location: str | os.PathLike[str]) -> None:
     if database is not None:
         _check_new_database(database, text)
     if is_engine_url(text):
+        open_engine(text).close()  # parses the URL and its options; connects to nothing
         return
     directory = Path(text).absolute()
     if (directory / CONFIG_FILE).exists():
