@@ -385,3 +385,36 @@ def test_mount_refuses_what_it_cannot_serve(tmp_path: Path) -> None:
     wrong = cli.fails("mount", str(tmp_path / "not-a-filespace"), str(tmp_path / "mnt"))
     assert "not-a-filespace" in wrong.err
     assert not os.path.ismount(tmp_path / "mnt")
+
+
+def test_a_background_mount_keeps_the_password_out_of_argv_and_log(tmp_path: Path) -> None:
+    from tests.test_locations import PASSWORD, with_password
+
+    cli = new_cli(tmp_path, secrets=[PASSWORD])
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    old = os.umask(0o022)  # the log is private whatever the umask
+    try:
+        with postgres_schema_url() as plain:
+            url = with_password(plain)
+            cli.ok("init", url, "--data", (tmp_path / "blocks").as_uri())
+            started = cli.ok("mount", url, str(mountpoint), "--json").json()
+            pid = int(started["pid"])
+            try:
+                assert started["location"] == filespace.public_location(url)
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes()
+                assert b"--foreground" in argv  # the serving process itself
+                assert PASSWORD.encode() not in argv and b"postgres" not in argv
+                (mountpoint / "f.txt").write_bytes(b"data")
+            finally:
+                _unmount(mountpoint)
+            _wait_ended(pid)
+            with filespace.open(url) as fsp:
+                assert fsp.fs.read_file("/f.txt") == b"data"
+    finally:
+        os.umask(old)
+    (log,) = (tmp_path / "cache" / "mounts").glob("mnt-*.log")
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    assert stat.S_IMODE(log.parent.stat().st_mode) == 0o700
+    assert "serving postgresql://postgres@" in log.read_text()
+    assert PASSWORD not in log.read_text()

@@ -66,6 +66,7 @@ from filespace.keys import generate_key
 from filespace.locations import check_new_location
 from filespace.models import DirEntry, FilespaceSize, FilespaceStatistics
 from filespace.paths import normalize as normalize_path
+from filespace.redaction import public_location
 from filespace.shared import close_shared, open_shared
 from filespace.space import (
     CURRENT_FORMAT,
@@ -133,6 +134,7 @@ __all__ = [
     "normalize_path",
     "open",
     "open_shared",
+    "public_location",
     "upgrade",
     "validate_checksum",
     "validate_data_store_config",

@@ -91,7 +91,9 @@ class FilespaceFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec i
                 "no filespace location: pass storage_options={'location': ...} "
                 f"or set {LOCATION_ENV}"
             )
-        self.location = _absolute(given)
+        self._location = _absolute(given)
+        self.location = filespace.public_location(self._location)
+        """The location in its public form (without a password): for display."""
         self.auto_mkdir = auto_mkdir
         cache = None if cache_dir is None else os.path.abspath(os.fspath(cache_dir))
         self._options: dict[str, Any] = {
@@ -105,7 +107,7 @@ class FilespaceFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec i
         return f"FilespaceFileSystem(location={self.location!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        options = {**self.storage_options, "location": self.location}
+        options = {**self.storage_options, "location": self._location}
         if self._options["cache_dir"] is not None:
             options["cache_dir"] = self._options["cache_dir"]
         return make_instance, (type(self), self.storage_args, options)
@@ -113,7 +115,7 @@ class FilespaceFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec i
     @property
     def filespace(self) -> Filespace:
         """The open filespace (shared by every instance with this location and key)."""
-        return filespace.open_shared(self.location, **self._options)
+        return filespace.open_shared(self._location, **self._options)
 
     @property
     def fsid(self) -> str:
@@ -121,7 +123,7 @@ class FilespaceFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec i
 
     def close(self) -> None:
         """Sync and close the shared filespace; the next use opens it again."""
-        filespace.close_shared(self.location, **self._options)
+        filespace.close_shared(self._location, **self._options)
 
     # -- paths ----------------------------------------------------------------------
     @classmethod

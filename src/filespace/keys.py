@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import hashlib
 import hmac
 import os
 import secrets
+import stat
 from pathlib import Path
 
 from filespace.errors import KeyNotFoundError, WrongKeyError
@@ -84,13 +86,43 @@ def key_file(filespace_id: str) -> Path:
 
 
 def store_key(filespace_id: str, key: bytes) -> Path:
-    """Write the key file with mode 0600 (its directory 0700); never overwrite one."""
+    """Write the key file with mode 0600 (its directory 0700); never overwrite one.
+
+    A key directory that already exists with wider permissions is tightened to
+    0700 rather than refused: it holds nothing but keys, and refusing would
+    only make the user run the ``chmod`` this does (it cannot be another
+    user's: ``chmod`` would fail, and the error says so).
+    """
     path = key_file(filespace_id)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder = path.parent
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if stat.S_IMODE(folder.stat().st_mode) & 0o077:
+        try:
+            folder.chmod(0o700)
+        except PermissionError:
+            raise PermissionError(
+                errno.EPERM,
+                "the key directory is open to other users and cannot be made private (0700)",
+                str(folder),
+            ) from None
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key.hex() + "\n")
+    try:
+        os.fchmod(fd, 0o600)  # the mode of a new file is the umask's to narrow, never to widen
+        with os.fdopen(fd, "w", closefd=False) as handle:
+            handle.write(key.hex() + "\n")
+            handle.flush()
+            os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        raise
+    os.close(fd)
     return path
+
+
+def remove_key(filespace_id: str) -> None:
+    """Remove the key file ``store_key`` wrote (the undo of a failed ``create``)."""
+    key_file(filespace_id).unlink(missing_ok=True)
 
 
 def find_key(filespace_id: str, given: str | bytes | None) -> bytes:

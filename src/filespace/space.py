@@ -6,8 +6,7 @@ is read and checked by ``locations``.
 
 from __future__ import annotations
 
-import base64
-import errno
+import contextlib
 import json
 import os
 import socket
@@ -17,9 +16,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from filespace import keys
-from filespace.blocks import BlockStore, LocalBlockStore, open_block_store
+from filespace.blocks import BlockStore, LocalBlockStore, open_block_store, s3settings
 from filespace.blocks.s3 import S3BlockStore, S3BlockStoreOptions
-from filespace.connect import validation as check
 from filespace.connect.manager import FIRST_CONNECT_FORMAT, ConnectManager
 from filespace.errors import (
     KeyNotFoundError,
@@ -35,69 +33,21 @@ from filespace.locations import (
     as_text,
     check_data_url,
     check_new_location,
+    claim_store,
     engine_url_of,
+    make_dirs,
+    new_engine,
     resolve_data_url,
+    sqlite_path,
 )
 from filespace.meta import SCHEMA_VERSION, Engine, is_engine_url, open_engine
-from filespace.sealing import Sealer, is_legacy
+from filespace.redaction import public_location
+from filespace.sealing import Sealer
 
 CURRENT_FORMAT = 9
 OLDEST_FORMAT = 8
 DEFAULT_BLOCK_SIZE = 4 * 1024 * 1024
-_SEALED_DATA_SECRET = "data_s3_secret_key_sealed"  # noqa: S105 - a setting's name
-_DATA_SECRET_RECORD = "block_store:secret_key"  # noqa: S105 - the sealing record's name
 DEFAULT_SWEEP_GRACE_S = 3600.0
-
-
-def _s3_data_settings(
-    data_url: str,
-    *,
-    region: str,
-    endpoint: str,
-    access_key: str | None,
-    secret_key: str | None,
-    virtual_addressing: bool,
-) -> tuple[dict[str, str], S3BlockStoreOptions]:
-    """Checked options of an S3 block store, and the settings that record them (unsealed)."""
-    if not access_key or not secret_key:
-        raise ValueError(
-            f"data={data_url} needs data_access_key= and data_secret_key= for the bucket"
-        )
-    if not isinstance(virtual_addressing, bool):
-        raise ValueError("data_virtual_addressing must be a bool")
-    options = S3BlockStoreOptions(
-        region=check.region(region),
-        endpoint=check.endpoint(endpoint),
-        access_key=check.credential(access_key, "data_access_key"),
-        secret_key=check.credential(secret_key, "data_secret_key"),
-        virtual_addressing=virtual_addressing,
-    )
-    settings = {
-        "data_s3_region": options.region,
-        "data_s3_endpoint": options.endpoint,
-        "data_s3_access_key": options.access_key,
-        "data_s3_virtual_addressing": "1" if virtual_addressing else "0",
-    }
-    return settings, options
-
-
-def _block_binding(data_url: str, settings: dict[str, str]) -> dict[str, str]:
-    """What the block store's sealed secret is bound to: every field that says where it goes."""
-    fields = ("region", "endpoint", "access_key", "virtual_addressing")
-    return {"data_url": data_url, **{f: settings.get(f"data_s3_{f}", "") for f in fields}}
-
-
-def _check_s3_store(store: S3BlockStore, filespace_id: str) -> None:
-    """Make sure the data bucket answers and the prefix is free, before anything is created."""
-    from filespace.objects.s3 import S3AccessError
-
-    try:
-        store.check_access()
-    except S3AccessError as exc:
-        if exc.kind == "unreachable":
-            raise ConnectionError(errno.EHOSTUNREACH, f"data bucket unreachable: {exc}") from None
-        raise ValueError(f"data bucket refused these options: {exc}") from None
-    store.check_claimable(filespace_id)
 
 
 def create(
@@ -120,9 +70,14 @@ def create(
     ``s3://bucket/prefix``. An S3 block store takes its bucket's region,
     endpoint (empty: AWS), credentials and addressing style from the
     ``data_*`` options; the secret key is sealed with the filespace key before
-    it is stored, so opening the filespace later needs that key. The bucket is
-    checked (and the prefix must not hold another filespace's blocks) before
-    anything is created.
+    it is stored, so opening the filespace later needs that key.
+
+    The steps run in the order that loses least: the key file first (a
+    filespace is never made whose key was not kept), then the block store is
+    checked and claimed (its bucket must answer, its prefix hold no other
+    filespace's blocks), then the engine. A failure at any step removes what
+    this call made (key file, claim, directories, database file), so the
+    location can be used again as it was.
     """
     text = as_text(location)
     if not isinstance(name, str) or not name.strip() or len(name) > 255 or "\x00" in name:
@@ -146,33 +101,27 @@ def create(
         data_url = check_data_url(data) if data is not None else RELATIVE_DATA
     filespace_id = str(uuid.uuid4())
     data_settings: dict[str, str] = {}
-    store: BlockStore | None = None
+    s3_store: S3BlockStore | None = None
     if data_url.startswith("s3:"):
-        data_settings, options = _s3_data_settings(
+        sealer = Sealer(raw_key, filespace_id, keys.key_id(raw_key, filespace_id))
+        data_settings, options = s3settings.record(
             data_url,
+            sealer,
             region=data_region,
             endpoint=data_endpoint,
             access_key=data_access_key,
             secret_key=data_secret_key,
             virtual_addressing=data_virtual_addressing,
         )
-        sealer = Sealer(raw_key, filespace_id, keys.key_id(raw_key, filespace_id))
-        binding = _block_binding(data_url, data_settings)
-        sealed = sealer.seal(options.secret_key, _DATA_SECRET_RECORD, binding)
-        data_settings[_SEALED_DATA_SECRET] = base64.b64encode(sealed).decode("ascii")
         s3_store = S3BlockStore(data_url, options)
-        _check_s3_store(s3_store, filespace_id)
-        store = s3_store
     else:
         given = (data_endpoint, data_access_key, data_secret_key, data_virtual_addressing)
         if given != ("", None, None, False) or data_region != "us-east-1":
             raise ValueError("the data_* options are for an s3:// data URL only")
         if data_url != RELATIVE_DATA:
             root = Path(unquote(urlsplit(data_url).path))
-            if root.exists():
-                if not root.is_dir():
-                    raise FileExistsError(17, "the data location is not a directory", data_url)
-                LocalBlockStore(root).check_claimable(filespace_id)
+            if root.exists() and not root.is_dir():
+                raise FileExistsError(17, "the data location is not a directory", data_url)
     settings = {
         "filespace_id": filespace_id,
         "name": name,
@@ -185,28 +134,39 @@ def create(
         "created_ns": str(time.time_ns()),
         **data_settings,
     }
-    if directory is not None:
-        directory.mkdir(parents=True, exist_ok=True)
-    engine = open_engine(engine_url)
-    try:
+    with contextlib.ExitStack() as undo:
+        if key is None:
+            keys.store_key(filespace_id, raw_key)
+            undo.callback(keys.remove_key, filespace_id)
+        if s3_store is not None:
+            undo.callback(s3_store.close)
+            s3settings.check_reachable(s3_store)
+            claim_store(s3_store, filespace_id, undo)
+        elif data_url != RELATIVE_DATA:  # the default block directory is the filespace's by place
+            root = Path(unquote(urlsplit(data_url).path))
+            make_dirs(root, undo)
+            claim_store(LocalBlockStore(root), filespace_id, undo)
+        if directory is not None:
+            make_dirs(directory, undo, found_empty=True)
+        engine = new_engine(engine_url, undo)
         if engine.exists():
-            raise FileExistsError(17, "a filespace already exists here", text)
+            raise FileExistsError(17, "a filespace already exists here", public_location(text))
         engine.initialize(settings, time.time_ns())
-    finally:
-        engine.close()
-    if data_url != RELATIVE_DATA:  # the default block directory is the filespace's by place
-        if store is None:
-            store = open_block_store(data_url)
-        try:
-            store.claim(filespace_id)
-        finally:
-            store.close()
-    if directory is not None:
-        config = {"database": DATABASE_FILE, "created_by": "filespace"}
-        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
-    if key is None:
-        keys.store_key(filespace_id, raw_key)
-    return open(text, key=raw_key)
+        if directory is not None:
+            config = {"database": DATABASE_FILE, "created_by": "filespace"}
+            (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        made = Filespace(
+            engine,
+            location=text,
+            settings=settings,
+            key=raw_key,
+            cache_dir=None,
+            cache_size_mb=1024,
+        )
+        undo.pop_all()
+    if s3_store is not None:
+        s3_store.close()
+    return made
 
 
 def open(
@@ -216,23 +176,27 @@ def open(
     cache_dir: str | os.PathLike[str] | None = None,
     cache_size_mb: int = 1024,
 ) -> Filespace:
-    """Open an existing filespace."""
+    """Open an existing filespace.
+
+    An unknown location raises ``FileNotFoundError``; one that holds no
+    filespace (a directory without one, a file that is no SQLite database, an
+    empty schema) ``NotAFilespaceError``; a PostgreSQL server that refuses the
+    location for good (no such database, nothing listening, credentials
+    refused, a bad option) the error that says so at once. Messages name the
+    location without its password.
+    """
     text = as_text(location)
     if isinstance(cache_size_mb, bool) or not isinstance(cache_size_mb, int) or cache_size_mb < 0:
         raise ValueError(f"cache_size_mb must be a non-negative int, got {cache_size_mb!r}")
-    engine_url = engine_url_of(text)
-    if engine_url.startswith("sqlite:///") and not Path(engine_url[len("sqlite://") :]).exists():
-        raise FileNotFoundError(2, "no filespace at this location", text)
-    engine = open_engine(engine_url)
+    engine = _existing_engine(text)
+    public = public_location(text)
     try:
-        if not engine.exists():
-            raise NotAFilespaceError(f"{text} holds no filespace")
         settings = engine.settings()
         schema = int(settings.get("schema_version", "0"))
         version = int(settings.get("format_version", "0"))
         if schema > SCHEMA_VERSION or version > CURRENT_FORMAT:
             raise UnsupportedFormatError(
-                f"{text} has format {version} (schema {schema}), newer than this version of "
+                f"{public} has format {version} (schema {schema}), newer than this version of "
                 f"filespace reads (format {CURRENT_FORMAT}, schema {SCHEMA_VERSION}): upgrade "
                 "the filespace package"
             )
@@ -265,17 +229,37 @@ def _find_key(settings: dict[str, str], given: str | bytes | None) -> bytes | No
     return raw
 
 
-def upgrade(location: str | os.PathLike[str]) -> int:
-    """Migrate a filespace to the current format in place; returns the new format."""
-    text = as_text(location)
+def _existing_engine(text: str) -> Engine:
+    """The engine of the filespace at ``text``; the errors ``open`` documents if none is there."""
     engine_url = engine_url_of(text)
+    database = sqlite_path(engine_url)
+    if database is not None:
+        if not database.exists():
+            raise FileNotFoundError(2, "no filespace at this location", public_location(text))
+        if database.is_dir():
+            raise NotAFilespaceError(
+                f"{public_location(text)} is a directory, not a filespace database"
+            )
     engine = open_engine(engine_url)
     try:
         if not engine.exists():
-            raise NotAFilespaceError(f"{text} holds no filespace")
+            raise NotAFilespaceError(f"{public_location(text)} holds no filespace")
+    except BaseException:
+        engine.close()
+        raise
+    return engine
+
+
+def upgrade(location: str | os.PathLike[str]) -> int:
+    """Migrate a filespace to the current format in place; returns the new format."""
+    text = as_text(location)
+    engine = _existing_engine(text)
+    try:
         version = int(engine.settings().get("format_version", "0"))
         if version > CURRENT_FORMAT:
-            raise UnsupportedFormatError(f"{text} has format {version}, newer than this code")
+            raise UnsupportedFormatError(
+                f"{public_location(text)} has format {version}, newer than this code"
+            )
         engine.migrate()
         if version < CURRENT_FORMAT:
             engine.set_setting("format_version", str(CURRENT_FORMAT))
@@ -298,7 +282,7 @@ class Filespace:
         cache_size_mb: int,
     ) -> None:
         self._engine = engine
-        self._location = location
+        self._location = public_location(location)  # the only form kept: it is shown
         self._key = key
         self.id: str = settings["filespace_id"]
         self.name: str = settings["name"]
@@ -308,7 +292,7 @@ class Filespace:
         self._block_store: BlockStore | None = None
         self._sealer_cache: Sealer | None = None
         self._closed = False
-        self.connect = ConnectManager(engine, self._sealer, location=location)
+        self.connect = ConnectManager(engine, self._sealer, location=self._location)
         from filespace.io.cache import BlockCache
 
         self.fs = Filesystem(
@@ -336,7 +320,12 @@ class Filespace:
 
     @property
     def location(self) -> str:
-        """The location this filespace was opened from (a directory or an engine URL)."""
+        """The location this filespace was opened from (a directory or an engine URL).
+
+        Without a password: this is the location's public form, the one every
+        repr and message shows (pass the password again, or keep it in
+        ``PGPASSWORD`` / ``~/.pgpass``, to open it from this value).
+        """
         return self._location
 
     @property
@@ -362,35 +351,13 @@ class Filespace:
         return self._block_store
 
     def _s3_options(self) -> S3BlockStoreOptions:
-        settings = self._engine.settings()
-        try:
-            sealed = base64.b64decode(settings[_SEALED_DATA_SECRET], validate=True)
-            region, endpoint = settings["data_s3_region"], settings["data_s3_endpoint"]
-            access_key = settings["data_s3_access_key"]
-            virtual_addressing = settings["data_s3_virtual_addressing"] == "1"
-        except (KeyError, ValueError):
-            raise NotAFilespaceError(
-                f"filespace {self.id}: the settings of its S3 block store are incomplete"
-            ) from None
-        return S3BlockStoreOptions(
-            region=region,
-            endpoint=endpoint,
-            access_key=access_key,
-            secret_key=self._open_block_secret(settings, sealed),
-            virtual_addressing=virtual_addressing,
+        return s3settings.options(
+            self._data_url,
+            self._engine.settings(),
+            self._sealer(),
+            save=self._engine.set_setting,
+            filespace_id=self.id,
         )
-
-    def _open_block_secret(self, settings: dict[str, str], sealed: bytes) -> str:
-        """The block store's secret; ``IntegrityError`` if where it goes changed without the key."""
-        sealer = self._sealer()
-        binding = _block_binding(self._data_url, settings)
-        if not is_legacy(sealed):
-            return sealer.open(sealed, _DATA_SECRET_RECORD, binding)
-        # Sealed before destinations were bound: opened once, resealed bound.
-        secret = sealer.open(sealed, _DATA_SECRET_RECORD, legacy=True)
-        resealed = sealer.seal(secret, _DATA_SECRET_RECORD, binding)
-        self._engine.set_setting(_SEALED_DATA_SECRET, base64.b64encode(resealed).decode("ascii"))
-        return secret
 
     def sweep_blocks(self, grace: float = DEFAULT_SWEEP_GRACE_S) -> int:
         """Delete stored blocks no file references; returns how many were deleted.

@@ -103,6 +103,10 @@ class BlockStore(ABC):
         ``FileExistsError`` if another filespace claimed it or it already holds blocks.
         """
 
+    @abstractmethod
+    def release(self, filespace_id: str) -> None:
+        """Undo ``claim(filespace_id)`` (a failed ``create``); another filespace's claim stays."""
+
     def put_many(
         self, blocks: Sequence[tuple[str, bytes | bytearray | memoryview]], *, durable: bool = True
     ) -> None:

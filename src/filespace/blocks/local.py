@@ -138,6 +138,10 @@ class LocalBlockStore(BlockStore):
             os.close(fd)
         _fsync_dir(self.root)
 
+    def release(self, filespace_id: str) -> None:
+        if self.owner() == filespace_id:
+            (self.root / OWNER_FILE).unlink(missing_ok=True)
+
 
 def _parallel(work: Callable[..., T], items: Sequence[tuple[Any, ...]], threads: int) -> list[T]:
     """``work(*item)`` for each item, on up to ``threads`` threads; the first error is raised."""

@@ -129,3 +129,11 @@ class S3BlockStore(BlockStore):
             self._client.put(self._prefix + OWNER_OBJECT, f"{filespace_id}\n".encode())
         except S3AccessError as exc:
             raise OSError(errno.EIO, f"cannot claim the block store: {exc}", self.url) from None
+
+    def release(self, filespace_id: str) -> None:
+        if self.owner() == filespace_id:
+            try:
+                self._client.delete([self._prefix + OWNER_OBJECT])
+            except S3AccessError as exc:
+                message = f"cannot release the block store: {exc}"
+                raise OSError(errno.EIO, message, self.url) from None

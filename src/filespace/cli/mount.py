@@ -25,6 +25,7 @@ from filespace.cli.errors import CliError
 from filespace.cli.params import JsonOpt
 
 _START_TIMEOUT_S = 60.0
+LOCATION_ENV = "FILESPACE"  # read by the root command's --filespace option
 
 
 def _check_mountpoint(mountpoint: Path) -> None:
@@ -38,8 +39,15 @@ def _log_file(mountpoint: Path) -> Path:
     """Where the background process of this mount point writes its log."""
     tag = hashlib.sha256(str(mountpoint).encode()).hexdigest()[:12]
     folder = filespace.cache_root() / "mounts"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     return folder / f"{mountpoint.name or 'root'}-{tag}.log"
+
+
+def _private_log(log: Path) -> int:
+    """``log`` emptied (or made) for writing, mode 0600 whatever the umask or its old mode."""
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
 
 
 def _last_error(log: Path) -> str:
@@ -52,20 +60,30 @@ def _last_error(log: Path) -> str:
 
 
 def _in_background(location: str, mountpoint: Path, cache_mb: int, debug: bool) -> int:
-    """Start the serving process detached; its pid once the mount is live."""
+    """Start the serving process detached; its pid once the mount is live.
+
+    The location goes to the process in its environment (``FILESPACE``), not
+    its arguments: a PostgreSQL URL may hold a password, and a process's
+    arguments are visible to every user of the machine for as long as it
+    runs, its environment only to its owner.
+    """
     log = _log_file(mountpoint)
     command = [sys.executable, "-m", "filespace"]
     if debug:
         command.append("--debug")
-    command += ["mount", location, str(mountpoint), "--foreground", "--cache-mb", str(cache_mb)]
-    with log.open("wb") as sink:
+    command += ["mount", str(mountpoint), "--foreground", "--cache-mb", str(cache_mb)]
+    sink = _private_log(log)
+    try:
         process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
             stdout=sink,
             stderr=sink,
+            env={**os.environ, LOCATION_ENV: location},
             start_new_session=True,  # outlives this terminal and its signals
         )
+    finally:
+        os.close(sink)
     deadline = time.monotonic() + _START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -79,8 +97,17 @@ def _in_background(location: str, mountpoint: Path, cache_mb: int, debug: bool) 
 
 def mount(
     ctx: typer.Context,
-    location: Annotated[str, typer.Argument(help="The filespace: a directory or an engine URL.")],
-    mountpoint: Annotated[Path, typer.Argument(help="An existing directory to mount it on.")],
+    location: Annotated[
+        str | None,
+        typer.Argument(
+            help="The filespace: a directory or an engine URL (default: --filespace / FILESPACE).",
+            show_default=False,
+        ),
+    ] = None,
+    mountpoint: Annotated[
+        Path | None,
+        typer.Argument(help="An existing directory to mount it on.", show_default=False),
+    ] = None,
     foreground: Annotated[
         bool, typer.Option("--foreground", help="Serve in this process until unmounted.")
     ] = False,
@@ -90,22 +117,29 @@ def mount(
     json_: JsonOpt = False,
 ) -> None:
     """Mount the filespace with FUSE: native files read-write, linked files read-only."""
+    if mountpoint is None:  # one argument: the mount point, the filespace from -f / FILESPACE
+        if location is None:
+            raise typer.BadParameter("missing MOUNTPOINT", param_hint="MOUNTPOINT")
+        where, mountpoint = context.location(ctx), Path(location)
+    else:
+        where = location or context.location(ctx)
     mountpoint = mountpoint.absolute()
+    shown = filespace.public_location(where)
     _check_mountpoint(mountpoint)
     if not foreground:
         # Open it once here, so a wrong location or key is reported at once.
-        filespace.open(location).close()
-        pid = _in_background(location, mountpoint, cache_mb, context.options(ctx).debug)
+        filespace.open(where).close()
+        pid = _in_background(where, mountpoint, cache_mb, context.options(ctx).debug)
         if context.wants_json(ctx, json_):
-            output.emit_json({"location": location, "mountpoint": str(mountpoint), "pid": pid})
+            output.emit_json({"location": shown, "mountpoint": str(mountpoint), "pid": pid})
             return
-        output.say(f"mounted {location} at {mountpoint} (process {pid})")
+        output.say(f"mounted {shown} at {mountpoint} (process {pid})")
         output.say(f"unmount with: fusermount3 -u {mountpoint}")
         return
     from filespace.fuse import mount as serve
 
-    with filespace.open(location, cache_size_mb=cache_mb) as fsp:
-        output.note(f"serving {location} at {mountpoint}; unmount to stop")
+    with filespace.open(where, cache_size_mb=cache_mb) as fsp:
+        output.note(f"serving {shown} at {mountpoint}; unmount to stop")
         try:
             serve(fsp, str(mountpoint))
         except RuntimeError as exc:

@@ -62,7 +62,8 @@ def init(
     json_: JsonOpt = False,
 ) -> None:
     """Create a filespace."""
-    name = name or _default_name(location)
+    shown = filespace.public_location(location)  # a URL's password is never printed
+    name = name or _default_name(shown)
     on_s3 = data is not None and data.startswith("s3:")
     s3_flags = (data_access_key, data_secret_key_stdin, data_endpoint, data_virtual_addressing)
     if not on_s3 and (s3_flags != (None, False, "", False) or data_region != "us-east-1"):
@@ -71,12 +72,12 @@ def init(
         raise CliError(f"--data {data} needs --data-access-key and the secret key")
     if dry_run:
         filespace.check_new_location(location)
-        doc: dict[str, Any] = {"dry_run": True, "location": location, "name": name}
+        doc: dict[str, Any] = {"dry_run": True, "location": shown, "name": name}
         doc["format_version"] = format_version
         if context.wants_json(ctx, json_):
             output.emit_json(doc)
         else:
-            output.say(f"would create filespace {name!r} (format {format_version}) at {location}")
+            output.say(f"would create filespace {name!r} (format {format_version}) at {shown}")
         return
     secret = read_secret(from_stdin=data_secret_key_stdin, given=None) if on_s3 else None
     with filespace.create(
@@ -92,7 +93,7 @@ def init(
     ) as fsp:
         doc = {
             "dry_run": False,
-            "location": location,
+            "location": shown,
             "id": fsp.id,
             "name": fsp.name,
             "format_version": fsp.format_version,
@@ -101,12 +102,10 @@ def init(
     if context.wants_json(ctx, json_):
         output.emit_json(doc)
         return
-    output.say(
-        f"created filespace {name!r} (id {doc['id']}, format {format_version}) at {location}"
-    )
+    output.say(f"created filespace {name!r} (id {doc['id']}, format {format_version}) at {shown}")
     output.say(f"its key is in {doc['key_file']}: back it up, data-store secrets need it")
     if format_version >= FIRST_CONNECT_FORMAT:
-        output.say(f"to link S3 objects: filespace -f {location} connect enable")
+        output.say(f"to link S3 objects: filespace -f {shown} connect enable")
 
 
 def _connect_status(fsp: filespace.Filespace) -> tuple[str, int | None]:
@@ -167,18 +166,19 @@ def upgrade(
 ) -> None:
     """Migrate a filespace to the current format in place."""
     where = location or context.location(ctx)
+    shown = filespace.public_location(where)  # a URL's password is never printed
     with filespace.open(where) as fsp:
         before = fsp.format_version
     after = before if dry_run else filespace.upgrade(where)
-    doc = {"dry_run": dry_run, "location": where, "from": before, "to": CURRENT_FORMAT}
+    doc = {"dry_run": dry_run, "location": shown, "from": before, "to": CURRENT_FORMAT}
     if context.wants_json(ctx, json_):
         output.emit_json(doc)
     elif before >= CURRENT_FORMAT:
-        output.say(f"{where} is already at format {before}")
+        output.say(f"{shown} is already at format {before}")
     elif dry_run:
-        output.say(f"would upgrade {where} from format {before} to {CURRENT_FORMAT}")
+        output.say(f"would upgrade {shown} from format {before} to {CURRENT_FORMAT}")
     else:
-        output.say(f"upgraded {where} from format {before} to {after}")
+        output.say(f"upgraded {shown} from format {before} to {after}")
 
 
 @connect_app.command("enable")

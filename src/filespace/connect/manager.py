@@ -34,6 +34,7 @@ from filespace.connect.models import (
 )
 from filespace.connect.stores import Stores
 from filespace.objects.s3 import S3Client, S3Target
+from filespace.redaction import public_location
 from filespace.resolver import Resolver
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ class ConnectManager:
         location: str,
     ) -> None:
         self._engine = engine
+        location = public_location(location)  # shown in its repr and messages: no password
         self._location = location
         self._resolver = Resolver(engine)
         self._gate = Gate(engine, sealer, location)

@@ -18,34 +18,51 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
+from filespace.meta import pgconnect
 from filespace.meta.dialect import Dialect
 from filespace.meta.records import LinkRow
 from filespace.meta.schema import render_schema
 from filespace.meta.sql import SqlEngine
-from filespace.redaction import without_password
+from filespace.redaction import public_location
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_RESERVED_SCHEMA = re.compile(r"pg_.*|information_schema")
 _COUNTER_SHARDS = 16
 _POOL_SIZE = 8
 
 
 def split_url(url: str) -> tuple[str, str]:
-    """The connection URL without filespace options, and the schema name."""
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    """The connection URL without filespace options, and the schema name.
+
+    ``ValueError`` naming the URL (without its password) for a schema name
+    PostgreSQL reserves or a URL libpq cannot parse.
+    """
+    public = public_location(url)
+    try:
+        parts = urlsplit(url)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    except ValueError:
+        raise ValueError(f"{public}: not a valid PostgreSQL URL") from None
     schema = query.pop("schema", "filespace")
     if not _SCHEMA_NAME.fullmatch(schema):
-        raise ValueError(f"invalid schema name {schema!r}: use a-z, 0-9 and _")
+        raise ValueError(f"{public}: invalid schema name {schema!r}: use a-z, 0-9 and _")
+    if _RESERVED_SCHEMA.fullmatch(schema):
+        raise ValueError(
+            f"{public}: schema name {schema!r} is reserved by PostgreSQL (pg_*, "
+            "information_schema): choose another"
+        )
     scheme = "postgresql" if parts.scheme == "postgres" else parts.scheme
-    return urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), "")), schema
+    conninfo = urlunsplit((scheme, parts.netloc, parts.path, urlencode(query, quote_via=quote), ""))
+    pgconnect.check_conninfo(conninfo, url)
+    return conninfo, schema
 
 
 def _public_url(conninfo: str, schema: str) -> str:
-    """The URL as shown to users: no password, schema kept."""
-    parts = urlsplit(without_password(conninfo, mask=""))
-    return urlunsplit(parts._replace(query=f"schema={schema}", fragment=""))
+    """The URL as shown to users: no password, schema kept, other options dropped."""
+    base = public_location(conninfo).partition("?")[0].partition("#")[0]
+    return f"{base}?schema={schema}"
 
 
 class PostgresDialect(Dialect):
@@ -71,6 +88,9 @@ class PostgresDialect(Dialect):
                 if self._pool is None:
                     from psycopg_pool import ConnectionPool
 
+                    # A location that can never work fails here, at once.
+                    pgconnect.probe(self._conninfo, self._conninfo)
+
                     schema = self.schema_name
 
                     def configure(conn: Any) -> None:
@@ -80,7 +100,7 @@ class PostgresDialect(Dialect):
                         self._conninfo,
                         min_size=1,
                         max_size=_POOL_SIZE,
-                        kwargs={"autocommit": True},
+                        kwargs={"autocommit": True, **pgconnect.connect_options(self._conninfo)},
                         configure=configure,
                         open=True,
                         timeout=60,

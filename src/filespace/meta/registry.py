@@ -6,6 +6,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from filespace.meta.engine import Engine
+from filespace.redaction import public_location
 
 
 def open_engine(url: str) -> Engine:
@@ -16,7 +17,9 @@ def open_engine(url: str) -> Engine:
         if path.startswith("//"):  # sqlite:////abs/path, the SQLAlchemy spelling
             path = "/" + path.lstrip("/")
         if not path.startswith("/"):
-            raise ValueError(f"a sqlite engine URL needs an absolute path: {url!r}")
+            raise ValueError(
+                f"a sqlite engine URL needs an absolute path: {public_location(url)!r}"
+            )
         from filespace.meta.sqlite import open_sqlite
 
         return open_sqlite(Path(path))
@@ -30,7 +33,7 @@ def open_engine(url: str) -> Engine:
         from filespace.meta.postgres import open_postgres
 
         return open_postgres(url)
-    raise ValueError(f"unknown metadata engine URL scheme {scheme!r} in {url!r}")
+    raise ValueError(f"unknown metadata engine URL scheme {scheme!r} in {public_location(url)!r}")
 
 
 def is_engine_url(location: str) -> bool:

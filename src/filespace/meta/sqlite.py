@@ -12,6 +12,8 @@ read locks.
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -20,6 +22,7 @@ from itertools import repeat
 from pathlib import Path
 from typing import Any
 
+from filespace.errors import NotAFilespaceError
 from filespace.meta.dialect import Dialect
 from filespace.meta.records import LinkRow
 from filespace.meta.schema import render_schema
@@ -42,12 +45,25 @@ class SqliteDialect(Dialect):
         self._closed = False
 
     def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path,
-            isolation_level=None,
-            check_same_thread=False,  # borrowed by one thread at a time, any thread
-            timeout=_BUSY_TIMEOUT_MS / 1000,
-        )
+        _create_private(self.path)
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                isolation_level=None,
+                check_same_thread=False,  # borrowed by one thread at a time, any thread
+                timeout=_BUSY_TIMEOUT_MS / 1000,
+            )
+        except sqlite3.Error as exc:
+            raise _open_error(self.path, exc) from None
+        try:
+            self._configure(conn)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise _open_error(self.path, exc) from None
+        return conn
+
+    @staticmethod
+    def _configure(conn: sqlite3.Connection) -> None:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
@@ -57,7 +73,6 @@ class SqliteDialect(Dialect):
         conn.execute("PRAGMA cache_size = -65536")
         conn.execute("PRAGMA wal_autocheckpoint = 10000")
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-        return conn
 
     def _borrow(self) -> sqlite3.Connection:
         """An idle connection (or a new one) for the caller's use alone, until ``_return``."""
@@ -157,6 +172,35 @@ class SqliteDialect(Dialect):
             connections, self._connections, self._idle = self._connections, [], []
         for conn in connections:
             conn.close()
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file 0600 if it is new: SQLite gives its -wal and -shm its mode.
+
+    Whatever the umask, the metadata (names, sizes, sealed secrets) is for its
+    owner alone; sharing it is a ``chmod`` away.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except (FileExistsError, IsADirectoryError, NotADirectoryError, FileNotFoundError):
+        return  # it exists (or cannot be made): opening it says what is wrong
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
+def _open_error(path: Path, exc: sqlite3.Error) -> Exception:
+    """The public error for a database file SQLite cannot open."""
+    if path.is_dir():
+        return NotAFilespaceError(f"{path} is a directory, not a filespace database")
+    if not isinstance(exc, sqlite3.OperationalError):  # "file is not a database"
+        return NotAFilespaceError(f"{path} is not a filespace database ({exc})")
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        return PermissionError(errno.EACCES, f"cannot open the database ({exc})", str(path))
+    if not path.parent.is_dir():
+        return FileNotFoundError(errno.ENOENT, "no such directory for the database", str(path))
+    return OSError(errno.EIO, f"cannot open the database ({exc})", str(path))
 
 
 def open_sqlite(path: Path) -> SqlEngine:
