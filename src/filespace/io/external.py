@@ -14,6 +14,11 @@ that module's docstring: cached blocks are always the linked version's bytes;
 a buffered handle confirms the object with the server on its first read and
 may then serve the blocks it finds cached; an unbuffered one (``buffering=0``)
 confirms on every read.
+
+An HTTP link's requests carry a guard: their connections reach only public
+addresses unless the provider says private URLs are allowed (asked when a
+host resolves to a private one), else the read fails with ``PrivateUrlError``
+before a byte is fetched (``objects.guard``).
 """
 
 from __future__ import annotations
