@@ -24,6 +24,8 @@ import filespace
 from filespace import ConnectSettings, Filespace, PrivateUrlError
 from tests.fsfixtures import new_location
 
+PUBLIC = "https://1.1.1.1/public.bin"  # a public address, never fetched here
+
 # One URL per refused kind of address, in the spellings an attacker would try.
 REFUSED = [
     ("http://127.0.0.1/x", "loopback"),
@@ -215,7 +217,7 @@ def test_configure_needs_connect(fsp: Filespace) -> None:
 
 
 @pytest.fixture
-def keyed(engine_name: str, tmp_path: Path) -> Iterator[tuple[str, bytes]]:
+def keyed(engine_name: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """A filespace (each engine) whose key is not stored: opened without it, there is none."""
     key = filespace.generate_key()
     with new_location(engine_name, tmp_path) as (location, options):
@@ -225,11 +227,12 @@ def keyed(engine_name: str, tmp_path: Path) -> Iterator[tuple[str, bytes]]:
 
 
 def _engine(fsp: Filespace) -> Any:
-    return fsp._engine  # type: ignore[attr-defined] - the engine writer's view
+    """The engine itself: what an engine writer without the key can change."""
+    return fsp._engine
 
 
 def test_only_a_keyholder_can_allow_private_urls(
-    keyed: tuple[str, bytes], tmp_path: Path, engine_name: str
+    keyed: tuple[str, str], tmp_path: Path, engine_name: str
 ) -> None:
     location, key = keyed
     with filespace.open(location) as writer:  # engine access, no key
@@ -243,15 +246,19 @@ def test_only_a_keyholder_can_allow_private_urls(
                 other.connect.enable()
                 other.connect.configure(allow_private_urls=True)
                 foreign = _engine(other).settings()["connect_settings"]
+        allowed = '{"allow_private_urls": true}'
         with filespace.open(location, key=key) as keyholder:
             keyholder.connect.configure(allow_private_urls=False)
             mine = _engine(keyholder).settings()["connect_settings"]
+            # The right key, sealed for another record (as a data store's secret is).
+            elsewhere_sealed = keyholder._sealer().seal(allowed, "data_store:x:secret_key")
         raw = base64.b64decode(mine)
         forged = [
             "not base64!",
-            base64.b64encode(b'{"allow_private_urls": true}').decode(),
+            base64.b64encode(allowed.encode()).decode(),
             foreign,
             base64.b64encode(raw[:-1] + bytes([raw[-1] ^ 1])).decode(),
+            base64.b64encode(elsewhere_sealed).decode(),
         ]
         for value in forged:
             _engine(writer).set_setting("connect_settings", value)
@@ -312,7 +319,7 @@ def test_redirects_are_not_followed(space: Filespace, web: Web) -> None:
     ],
 )
 def test_malformed_urls_fail_at_once(space: Filespace, url: str) -> None:
-    space.connect.link_http_file("/h", "https://example.invalid/x", size=1)
+    space.connect.link_http_file("/h", PUBLIC, size=1)
     with pytest.raises(ValueError):
         space.connect.link_http_file("/f", url)
     with pytest.raises(ValueError):
@@ -322,12 +329,12 @@ def test_malformed_urls_fail_at_once(space: Filespace, url: str) -> None:
     with pytest.raises(ValueError):
         filespace.validate_http_url(url)
     assert not space.fs.exists("/f")
-    assert space.connect.get_external_file("/h").url == "https://example.invalid/x"
+    assert space.connect.get_external_file("/h").url == PUBLIC
 
 
 def test_a_stored_malformed_url_fails_without_retries(space: Filespace) -> None:
     """An engine writer can store any URL: reading it fails at once, not after retries."""
-    space.connect.link_http_file("/h", "https://example.invalid/x", size=4)
+    space.connect.link_http_file("/h", PUBLIC, size=4)
     entry_id = space.fs.get_entry("/h").file_id_external
     _engine(space).update_link(
         entry_id, size=4, checksum="", url="http://example.com:70000/x", now_ns=1
