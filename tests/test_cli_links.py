@@ -116,6 +116,7 @@ def test_external_files_are_read_only_and_keep_their_object(
 
 
 def test_link_url(connect_cli: Cli, s3_server: SeaweedS3, store: dict[str, Any]) -> None:
+    connect_cli.ok("connect", "config", "--allow-private-urls")  # the S3 server is on loopback
     url = s3_server.client().generate_presigned_url(
         "get_object", Params={"Bucket": store["bucket"], "Key": "data/a.csv"}, ExpiresIn=3600
     )

@@ -67,6 +67,43 @@ def test_connect_must_be_enabled_first(tmp_path: Path, s3_server: SeaweedS3) -> 
     assert "no data stores" in cli.ok("store", "list").err
 
 
+def test_connect_config_shows_and_changes_the_url_policy(tmp_path: Path) -> None:
+    cli = new_cli(tmp_path)
+    cli.ok("init", str(cli.location))
+    assert "Connect is not enabled" in cli.fails("connect", "config").err
+    cli.ok("connect", "enable")
+    shown = cli.ok("connect", "config").out
+    assert shown == "private URLs  refused (HTTP links reach public addresses only)\n"
+    assert cli.ok("connect", "config", "--json").json() == {
+        "dry_run": False,
+        "changed": False,
+        "settings": {"allow_private_urls": False},
+    }
+    url = "http://127.0.0.1:9/x"
+    refused = cli.fails("link-url", "/x", url, "--size", "3")
+    assert refused.err == (
+        "error: /x: 127.0.0.1 is a loopback address, which HTTP links may not reach unless a "
+        "keyholder allows private URLs (fsp.connect.configure(allow_private_urls=True) or "
+        "`filespace connect config --allow-private-urls`)\n"
+    )
+    planned = cli.ok("connect", "config", "--allow-private-urls", "--dry-run", "--json").json()
+    assert planned == {"dry_run": True, "changed": True, "settings": {"allow_private_urls": True}}
+    assert "refused" in cli.ok("connect", "config").out
+    # Without the key (another user's config directory) nothing can be changed.
+    keyless = {"XDG_CONFIG_HOME": str(tmp_path / "elsewhere")}
+    denied = cli.fails("connect", "config", "--allow-private-urls", env=keyless)
+    assert "no key for filespace" in denied.err
+    assert "refused" in cli.ok("connect", "config", env=keyless).out
+    done = cli.ok("connect", "config", "--allow-private-urls").out
+    assert done == "allowed private URLs for HTTP links on 'fs'\n"
+    assert "already allowed" in cli.ok("connect", "config", "--allow-private-urls").out
+    assert "allowed (HTTP links may reach" in cli.ok("connect", "config").out
+    cli.ok("link-url", "/x", url, "--size", "3")
+    changed = cli.ok("connect", "config", "--no-allow-private-urls", "--json").json()
+    assert changed == {"dry_run": False, "changed": True, "settings": {"allow_private_urls": False}}
+    assert "127.0.0.1 is a loopback address" in cli.fails("cat", "/x").err
+
+
 def test_add_verifies_with_the_secret_from_stdin(
     connect_cli: Cli, s3_server: SeaweedS3, shared_bucket: str
 ) -> None:

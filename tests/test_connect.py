@@ -274,6 +274,7 @@ def test_http_links(connected: Filespace, s3_server: SeaweedS3, s3_admin: Any, b
         "get_object", Params={"Bucket": bucket, "Key": "web2.txt"}, ExpiresIn=3600
     )
     connect = connected.connect
+    connect.configure(allow_private_urls=True)  # the test server is on loopback
     connect.link_http_file("/web", url)
     assert connected.fs.get_entry("/web").size == 16
     assert connected.fs.read_file("/web") == b"served over http"
@@ -462,6 +463,7 @@ def test_unlink_tree_removes_links_only_in_the_engine(
     connect.link_file("/t/a", "store", "k1", 3, "e1")
     connect.link_file("/t/deep/b", "store", "k2", 4, "e2")
     connect.link_file("/t/deep/c", "other", "k3", 5, "e3")
+    connect.configure(allow_private_urls=True)  # a loopback URL, never read
     connect.link_http_file("/t/u", "http://127.0.0.1:9/never-read", size=6)
     fs.write_file("/t/deep/native", b"kept")
     fs.create_symlink("/t/a", "/t/link")

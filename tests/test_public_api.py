@@ -65,6 +65,9 @@ def _example(error: type[BaseException]) -> BaseException:
         "count": 3,
         "message": "what went wrong",
         "status": "auth failed",
+        "host": "localhost",
+        "address": "127.0.0.1",
+        "reason": "loopback",
     }
     if names:
         return error(*(arguments[name] for name in names))
@@ -115,6 +118,8 @@ def test_seed_signatures() -> None:
     ]
     for method in ("unlink_file", "get_external_file"):
         assert len(_params(getattr(ConnectManager, method))) == 1
+    assert _params(ConnectManager.configure) == [("allow_private_urls", "KEYWORD_ONLY", None)]
+    assert _params(ConnectManager.get_settings) == []
 
 
 def test_filesystem_methods_exist() -> None:
@@ -170,6 +175,7 @@ def test_model_fields_and_enums() -> None:
         "key_id",
         "rekey_state",
     ]
+    assert filespace.ConnectSettings() == filespace.ConnectSettings(allow_private_urls=False)
     assert list(filespace.LinkedFilesResult.__dataclass_fields__) == [
         "file_paths",
         "file_ids",

@@ -17,6 +17,7 @@ from __future__ import annotations
 from filespace.connect.manager import FIRST_CONNECT_FORMAT, ConnectManager
 from filespace.connect.models import (
     DEFAULT_URL_EXPIRATION_MINUTES,
+    ConnectSettings,
     DataStoreInfo,
     DataStoreKind,
     DataStoreRekeyState,
@@ -55,6 +56,7 @@ from filespace.errors import (
     NotAFilespaceError,
     NotALinkError,
     ObjectNotFoundError,
+    PrivateUrlError,
     ReadOnlyFileError,
     StaleFileError,
     UnsupportedFormatError,
@@ -86,6 +88,7 @@ __all__ = [
     "MAX_DATA_STORES",
     "OLDEST_FORMAT",
     "ConnectManager",
+    "ConnectSettings",
     "ConnectUnavailableError",
     "DataStoreAccessError",
     "DataStoreError",
@@ -118,6 +121,7 @@ __all__ = [
     "NotAFilespaceError",
     "NotALinkError",
     "ObjectNotFoundError",
+    "PrivateUrlError",
     "ReadOnlyFileError",
     "S3Credentials",
     "S3DataStoreConfig",

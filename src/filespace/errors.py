@@ -13,6 +13,8 @@ a caller needs to tell cases apart, so ``except FileNotFoundError`` and
     │   │   └── MissingParentError          also RuntimeError: link_file into a missing dir
     │   ├── PermissionError
     │   │   ├── ReadOnlyFileError           errno EROFS: writing an external file
+    │   │   ├── PrivateUrlError             also RuntimeError, errno EACCES: an HTTP link's
+    │   │   │                               host is a private address (``.host``, ``.reason``)
     │   │   └── FilespaceKeyError           the filespace key is missing or wrong
     │   │       ├── KeyNotFoundError
     │   │       └── WrongKeyError
@@ -62,6 +64,7 @@ __all__ = [
     "NotAFilespaceError",
     "NotALinkError",
     "ObjectNotFoundError",
+    "PrivateUrlError",
     "ReadOnlyFileError",
     "StaleFileError",
     "UnsupportedFormatError",
@@ -101,6 +104,33 @@ class ReadOnlyFileError(FilespaceError, PermissionError):
 
     def __reduce__(self) -> tuple[type[ReadOnlyFileError], tuple[str]]:
         return type(self), (self.filename,)
+
+
+class PrivateUrlError(FilespaceError, PermissionError, RuntimeError):
+    """An HTTP link's host resolved to an address HTTP links may not reach.
+
+    Raised when linking (``path`` is the link's) and when reading (the read
+    is refused before any byte is fetched). ``host`` is the URL's host,
+    ``address`` what it resolved to, ``reason`` the kind of address
+    ("loopback", "private", "link-local (cloud metadata)", ...). A keyholder
+    allows such addresses with ``fsp.connect.configure(allow_private_urls=True)``.
+    """
+
+    def __init__(self, host: str, address: str, reason: str, path: str | None = None) -> None:
+        where = f"{address} is" if host == address else f"{host} resolves to {address},"
+        super().__init__(
+            errno.EACCES,
+            f"{where} a {reason} address, which HTTP links may not reach unless a keyholder "
+            "allows private URLs (fsp.connect.configure(allow_private_urls=True) or "
+            "`filespace connect config --allow-private-urls`)",
+            path,
+        )
+        self.host = host
+        self.address = address
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[PrivateUrlError], tuple[str, str, str, str | None]]:
+        return type(self), (self.host, self.address, self.reason, self.filename)
 
 
 class FilespaceKeyError(FilespaceError, PermissionError):

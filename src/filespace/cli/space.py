@@ -1,4 +1,4 @@
-"""Commands about the filespace as a whole: init, info, upgrade, connect enable."""
+"""Commands about the filespace as a whole: init, info, upgrade, connect enable/config."""
 
 from __future__ import annotations
 
@@ -197,6 +197,52 @@ def enable(ctx: typer.Context, dry_run: DryRunOpt = False, json_: JsonOpt = Fals
         output.say(f"Connect is already enabled on {name!r}")
     else:
         output.say(f"{'would enable' if dry_run else 'enabled'} Connect on {name!r}")
+
+
+_PRIVATE_URLS = {
+    True: "allowed (HTTP links may reach loopback, private and link-local addresses)",
+    False: "refused (HTTP links reach public addresses only)",
+}
+
+
+@connect_app.command("config")
+def config(
+    ctx: typer.Context,
+    allow_private_urls: Annotated[
+        bool | None,
+        typer.Option(
+            "--allow-private-urls/--no-allow-private-urls",
+            help="Let HTTP links reach loopback, private and link-local (metadata) addresses.",
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: DryRunOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Show Connect's settings, or change them (needs the filespace key)."""
+    with context.opened(ctx) as fsp:
+        before = fsp.connect.get_settings()
+        after = before
+        if allow_private_urls is not None:
+            after = dataclasses.replace(before, allow_private_urls=allow_private_urls)
+            if not dry_run:
+                after = fsp.connect.configure(allow_private_urls=allow_private_urls)
+        name = fsp.name
+    changed = after != before
+    if context.wants_json(ctx, json_):
+        output.emit_json(
+            {"dry_run": dry_run, "changed": changed, "settings": dataclasses.asdict(after)}
+        )
+        return
+    if allow_private_urls is None:
+        output.fields([("private URLs", _PRIVATE_URLS[after.allow_private_urls])])
+        return
+    verb, done = ("allow", "allowed") if after.allow_private_urls else ("refuse", "refused")
+    if not changed:
+        output.say(f"private URLs are already {done} on {name!r}")
+    else:
+        action = f"would {verb}" if dry_run else done
+        output.say(f"{action} private URLs for HTTP links on {name!r}")
 
 
 def register(app: typer.Typer) -> None:

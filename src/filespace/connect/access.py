@@ -3,7 +3,9 @@
 One signer (with its S3 client) is kept per store and set of credentials, so
 a rekey, here or by another client, makes a new one; ``forget`` drops them
 all after a remove or rekey. ``Access`` is the read path's ``UrlProvider``:
-an S3 link's URL is signed here, an HTTP link's URL is used as stored.
+an S3 link's URL is signed here, an HTTP link's URL is used as stored, and
+whether HTTP links may reach private addresses is read from the sealed
+settings each time the read path asks.
 ``head_object`` is the one HeadObject lookup and ``verify`` the one bucket
 check, each raising public errors that say what went wrong.
 """
@@ -34,8 +36,10 @@ class Access:
         sealer: Callable[[], Sealer],
         require: Callable[[], None],
         location: str,
+        allows_private_urls: Callable[[], bool],
     ) -> None:
         self._engine = engine
+        self._allows_private_urls = allows_private_urls
         self._sealer = sealer
         self._require = require  # Connect's availability gate
         self._location = location
@@ -77,6 +81,10 @@ class Access:
             return "url:" + url.split("/")[2] if url.count("/") >= 2 else ""
         self._require()
         return f"store:{self._location}:{link.data_store_id}"
+
+    def allows_private_urls(self) -> bool:
+        """Whether HTTP links may reach private addresses (the sealed setting, read now)."""
+        return self._allows_private_urls()
 
     def url(self, link: LinkRecord, fresh: bool) -> str:
         """A URL for the link's bytes: an HTTP link's own, or a presigned GET."""

@@ -2,7 +2,10 @@
 
 Every operation checks its input first, so bad input changes nothing. An S3
 link given without size and checksum is looked up with one HeadObject first;
-an HTTP link without a size is probed with one ranged GET.
+an HTTP link without a size is probed with one ranged GET. An HTTP link's
+host must resolve to a public address unless private URLs are allowed
+(``objects.guard``): checked on the probe's connection, or by resolving the
+host when the size is given.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ from filespace.connect import validation as check
 from filespace.connect.access import Access, head_object
 from filespace.connect.models import ExternalFileInfo
 from filespace.connect.stores import Stores
-from filespace.errors import MissingParentError, NotALinkError
+from filespace.errors import MissingParentError, NotALinkError, PrivateUrlError
 from filespace.meta.errors import MetaError, NoSuchEntry, engine_errors
 from filespace.meta.records import EntryRecord, NewLink
 from filespace.objects import http
+from filespace.objects.guard import Guard
+from filespace.objects.probe import check_reach, probe
 from filespace.redaction import without_query
 from filespace.resolver import Resolver
 
@@ -51,6 +56,7 @@ class Links:
 
     def __init__(self, engine: Engine, stores: Stores, access: Access) -> None:
         self._engine = engine
+        self._guard: Guard = access.allows_private_urls
         self._resolver = Resolver(engine)
         self._stores = stores
         self._access = access
@@ -170,7 +176,7 @@ class Links:
         if size is not None:
             check.size(size)
         parent, name = self._link_parent(file_path)
-        size, etag = _probe(url, size)
+        size, etag = _probe(file_path, url, size, self._guard)
         self._create_link(parent.id, name, file_path, NewLink(size=size, checksum=etag, url=url))
 
     def update_http_file_url(self, file_path: str, new_url: str, size: int | None) -> None:
@@ -181,7 +187,7 @@ class Links:
         entry = self._external_entry(file_path)
         if entry.link is None or entry.link.kind != "http":
             raise NotALinkError(f"{file_path} is not an HTTP link")
-        size, etag = _probe(new_url, size)
+        size, etag = _probe(file_path, new_url, size, self._guard)
         with engine_errors(path=file_path):
             self._engine.update_link(
                 entry.id, size=size, checksum=etag, url=new_url, now_ns=time.time_ns()
@@ -215,12 +221,31 @@ class Links:
         return info
 
 
-def _probe(url: str, size: int | None) -> tuple[int, str]:
-    """The size and ETag of a URL: ``size`` as given, or learnt with one ranged GET."""
-    if size is not None:
-        return size, ""
+def _probe(path: str, url: str, size: int | None, guard: Guard) -> tuple[int, str]:
+    """The size and ETag of a URL: ``size`` as given, or learnt with one ranged GET.
+
+    Either way the URL's host must pass the address policy (``PrivateUrlError``).
+    """
     try:
-        found, etag = http.probe(url)
+        if size is not None:
+            check_reach(url, guard)
+            return size, ""
+        found, etag = probe(url, guard)
+    except http.Blocked as blocked:
+        raise PrivateUrlError(blocked.host, blocked.address, blocked.reason, path) from None
     except http.RangeError as exc:
         raise RuntimeError(f"cannot reach {without_query(url)}: {exc}") from None
-    return found, check.checksum(etag) if etag else ""
+    return found, strong_etag(etag)
+
+
+def strong_etag(etag: str) -> str:
+    """The checksum an HTTP link keeps of a server's ETag: ``""`` for a weak or unusable one.
+
+    ``If-Match`` compares strongly, so a weak ETag (``W/"..."``) would fail
+    every read with 412; such a link keeps no checksum (no ``If-Match``, no
+    caching) and relies on the size check, like a server that sends no ETag.
+    """
+    try:
+        return check.checksum(etag) if etag and not etag.startswith("W/") else ""
+    except ValueError:
+        return ""

@@ -1,7 +1,8 @@
 """``fsp.connect``: data stores and external links (the reference SDK's ConnectManager).
 
 The facade over Connect's parts: the availability gate (``gate``), stores and
-their sealed secrets (``stores``), clients, signers and URLs (``access``),
+their sealed secrets (``stores``), the sealed settings (``settings``),
+clients, signers and URLs (``access``),
 single links (``links``), many links (``bulk``), mirroring (``mirror``) and
 the listing cursor (``cursors``). Every method checks its input before it
 touches anything, so bad input gets one clear error and changes nothing.
@@ -22,6 +23,7 @@ from filespace.connect.access import Access, verify
 from filespace.connect.gate import FIRST_CONNECT_FORMAT, Gate
 from filespace.connect.links import Links
 from filespace.connect.models import (
+    ConnectSettings,
     DataStoreInfo,
     ExternalFileInfo,
     LinkedFilesResult,
@@ -32,6 +34,7 @@ from filespace.connect.models import (
     S3Credentials,
     S3DataStoreConfig,
 )
+from filespace.connect.settings import Settings
 from filespace.connect.stores import Stores
 from filespace.objects.s3 import S3Client, S3Target
 from filespace.redaction import public_location
@@ -60,7 +63,10 @@ class ConnectManager:
         self._resolver = Resolver(engine)
         self._gate = Gate(engine, sealer, location)
         self._stores = Stores(engine, sealer)
-        self._access = Access(engine, sealer, self._gate.require, location)
+        self._settings = Settings(engine, sealer)
+        self._access = Access(
+            engine, sealer, self._gate.require, location, self._settings.allows_private_urls
+        )
         self._links = Links(engine, self._stores, self._access)
 
     def __repr__(self) -> str:
@@ -79,6 +85,30 @@ class ConnectManager:
     def enable(self) -> None:
         """Turn Connect on for this filespace (needs the filespace key); idempotent."""
         self._gate.enable()
+
+    # -- settings ----------------------------------------------------------------
+    def configure(self, *, allow_private_urls: bool | None = None) -> ConnectSettings:
+        """Change Connect's settings (needs the filespace key); returns them all.
+
+        ``allow_private_urls=True`` lets HTTP links reach loopback, private,
+        link-local (cloud metadata), unspecified, multicast and reserved
+        addresses, which are refused by default (``PrivateUrlError``); ``False``
+        refuses them again, for links made meanwhile too. ``None`` keeps a
+        setting as it is. The settings are sealed under the filespace key, so
+        only a keyholder can change them: without the key ``KeyNotFoundError``.
+        A non-bool is a ``ValueError``.
+        """
+        self._gate.require()
+        return self._settings.configure(allow_private_urls)
+
+    def get_settings(self) -> ConnectSettings:
+        """Connect's settings: the defaults until ``configure`` changes them.
+
+        A stored value that does not open with this filespace's key (tampered
+        with, or copied from another filespace) raises ``WrongKeyError``.
+        """
+        self._gate.require()
+        return self._settings.get()
 
     # -- data stores -------------------------------------------------------------
     def add_data_store(self, name: str, config: S3DataStoreConfig) -> DataStoreInfo:
@@ -184,14 +214,22 @@ class ConnectManager:
         return self._links.head(data_store_name, object_id)
 
     def link_http_file(self, file_path: str, url: str, *, size: int | None = None) -> None:
-        """Link an HTTP(S) URL as a read-only file; learns its size unless given."""
+        """Link an HTTP(S) URL as a read-only file; learns its size unless given.
+
+        The URL's host must resolve to a public address: loopback, private,
+        link-local (cloud metadata), unspecified, multicast and reserved ones
+        raise ``PrivateUrlError`` unless ``configure(allow_private_urls=True)``;
+        every read checks the address it connects to again. Redirects are not
+        followed. A malformed URL is a ``ValueError``; one that does not answer
+        a ``RuntimeError``. A weak ETag (``W/"..."``) is not kept as checksum.
+        """
         self._gate.require()
         self._links.link_http_file(file_path, url, size)
 
     def update_http_file_url(
         self, file_path: str, new_url: str, *, size: int | None = None
     ) -> None:
-        """Point an HTTP link at a new URL."""
+        """Point an HTTP link at a new URL (checked like ``link_http_file``)."""
         self._gate.require()
         self._links.update_http_file_url(file_path, new_url, size)
 

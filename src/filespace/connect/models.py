@@ -105,6 +105,18 @@ class ExternalFileInfo:
 
 
 @dataclass(frozen=True)
+class ConnectSettings:
+    """Connect's settings for this filespace, changed only by a keyholder.
+
+    ``allow_private_urls``: whether HTTP links may reach loopback, private,
+    link-local (cloud metadata), unspecified, multicast and reserved
+    addresses; off by default (see ``ConnectManager.configure``).
+    """
+
+    allow_private_urls: bool = False
+
+
+@dataclass(frozen=True)
 class LinkItem:
     """One object to link in ``link_files``."""
 

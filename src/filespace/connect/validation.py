@@ -8,6 +8,7 @@ import re
 from urllib.parse import urlsplit
 
 from filespace.connect.models import S3DataStoreConfig
+from filespace.redaction import without_query
 
 MAX_DATA_STORES = 1000
 MAX_URL_EXPIRATION_MINUTES = 10080  # SigV4 presigned URLs live at most 7 days
@@ -126,17 +127,40 @@ def checksum(value: object) -> str:
     return text
 
 
+def _control(ch: str) -> bool:
+    return ch.isspace() or ord(ch) < 33 or 127 <= ord(ch) <= 159
+
+
 def http_url(value: object) -> str:
-    """An ``http://`` or ``https://`` URL with a host."""
+    """An ``http://`` or ``https://`` URL with a host, a port in 1..65535 if any,
+    no user name or password, and no spaces, control characters or lone surrogates."""
     if not isinstance(value, str):
         raise ValueError("url must be a string")
+    if any(_control(ch) for ch in value):
+        raise ValueError("a URL may not contain spaces or control characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("a URL must be valid text (it holds a lone surrogate)") from None
+    shown = repr(without_query(value))
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"invalid URL {value!r}: must be http:// or https:// with a host")
-    if any(ord(ch) < 33 for ch in value):
-        raise ValueError("a URL may not contain spaces or control characters")
+        raise ValueError(f"invalid URL {shown}: must be http:// or https:// with a host")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ValueError(f"invalid URL {shown}: the port must be a number from 1 to 65535")
     if parts.username or parts.password:
         raise ValueError("a URL may not carry a user name or password")
+    from urllib3.exceptions import LocationParseError
+    from urllib3.util import parse_url
+
+    try:
+        parse_url(value)
+    except LocationParseError:
+        raise ValueError(f"invalid URL {shown}: its host cannot be parsed") from None
     return value
 
 

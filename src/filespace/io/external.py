@@ -14,6 +14,11 @@ that module's docstring: cached blocks are always the linked version's bytes;
 a buffered handle confirms the object with the server on its first read and
 may then serve the blocks it finds cached; an unbuffered one (``buffering=0``)
 confirms on every read.
+
+An HTTP link's requests carry a guard: their connections reach only public
+addresses unless the provider says private URLs are allowed (asked when a
+host resolves to a private one), else the read fails with ``PrivateUrlError``
+before a byte is fetched (``objects.guard``).
 """
 
 from __future__ import annotations
@@ -24,13 +29,19 @@ from collections.abc import Callable
 from typing import IO, Any, Protocol
 
 from filespace import runtime
-from filespace.errors import ExternalReadError, ReadOnlyFileError, StaleFileError
+from filespace.errors import (
+    ExternalReadError,
+    PrivateUrlError,
+    ReadOnlyFileError,
+    StaleFileError,
+)
 from filespace.io import cache
 from filespace.io.cache import BlockCache
 from filespace.io.prefetch import BLOCK_SIZE, Reader
 from filespace.io.streams import DEFAULT_BUFFER, Mode, PositionedRaw, wrap
 from filespace.meta.records import LinkRecord
 from filespace.objects import http
+from filespace.objects.guard import Guard
 from filespace.redaction import without_query
 
 UrlSource = Callable[[bool], str]
@@ -46,6 +57,10 @@ class UrlProvider(Protocol):
 
     def url(self, link: LinkRecord, fresh: bool) -> str:
         """A URL to GET ``link``'s bytes from; ``fresh`` asks for a newly signed one."""
+        ...
+
+    def allows_private_urls(self) -> bool:
+        """Whether HTTP links may reach private addresses; asked when one resolves to one."""
         ...
 
 
@@ -68,8 +83,12 @@ class ExternalObject:
         identity: http.Identity,
         urls: UrlSource,
         place: str = "",
+        guard: Guard | None = None,
     ) -> None:
         self.path = path
+        # An HTTP link's guard: its connections reach only public addresses
+        # unless the guard allows private ones (see objects.guard).
+        self._guard = guard
         self.size = size
         self.label = ""  # what the object is, for messages (set by whoever knows)
         self._place = place
@@ -100,12 +119,18 @@ class ExternalObject:
             deliver,
             self._observe,
             batch,
+            self._guard,
         )
 
     def open_stream(self, start: int, end: int) -> http.RangeStream:
         """A pull-style stream of ``[start, end)`` (see ``http.RangeStream``)."""
         return http.RangeStream(
-            self._current_url, start, min(end, self.size), self._identity, self._observe
+            self._current_url,
+            start,
+            min(end, self.size),
+            self._identity,
+            self._observe,
+            self._guard,
         )
 
     def _current_url(self, fresh: bool) -> str:
@@ -130,6 +155,8 @@ class ExternalObject:
 
     def error(self, problem: http.RangeError) -> OSError:
         """The ``OSError`` for a failed request: ``ESTALE`` or ``EIO``, naming the path."""
+        if isinstance(problem, http.Blocked):
+            return PrivateUrlError(problem.host, problem.address, problem.reason, self.path)
         detail = str(problem) + (f"; {self.label}" if self.label else "")
         if isinstance(problem, http.Stale):
             return StaleFileError(self.path, detail)
@@ -152,8 +179,9 @@ def link_source(path: str, link: LinkRecord, provider: UrlProvider) -> ExternalO
     """The byte-range source of the link at ``path``, its URLs from ``provider``."""
     place = provider.place(link)
     identity = http.Identity(etag=link.checksum, size=link.size)
+    guard = provider.allows_private_urls if link.kind == "http" else None
     source = ExternalObject(
-        path, link.size, identity, lambda fresh: provider.url(link, fresh), place
+        path, link.size, identity, lambda fresh: provider.url(link, fresh), place, guard
     )
     source.label = describe(link)
     return source

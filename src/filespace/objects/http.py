@@ -10,6 +10,14 @@ turn into ``OSError`` with the file's path.
 
 ``stream_range`` hands a range over in pieces as they arrive and, after a
 failure mid-body, asks again only for the bytes not yet handed over.
+
+A request made with a ``guard`` (an HTTP link's URL) goes through a pool
+whose connections reach only public addresses (``objects.guard``); when its
+host resolves to a refused one, the guard is asked whether private addresses
+are allowed now, and the request is either sent through the ordinary pool or
+refused with ``Blocked``. Without a guard (a data store's presigned URL: its
+endpoint was set by a keyholder) a URL is reached wherever it points.
+Redirects are never followed.
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from filespace import runtime
+from filespace.objects import guard as guards
+from filespace.objects.guard import Guard
 from filespace.redaction import without_query
 
 if TYPE_CHECKING:
@@ -40,22 +50,33 @@ _READ_TIMEOUT_S = 5.0
 
 # The most one socket read of a RangeStream takes in: what a failure mid-read costs.
 _INTO_PIECE = 256 * 1024
+# An answer body read to its end (so its connection can be reused) if no longer.
+_SMALL_BODY = 64 * 1024
+
+
+def _options() -> dict[str, Any]:
+    import urllib3
+
+    return {
+        "num_pools": 64,
+        "maxsize": 32,
+        "block": False,
+        "retries": False,
+        "timeout": urllib3.Timeout(connect=_CONNECT_TIMEOUT_S, read=_READ_TIMEOUT_S),
+    }
 
 
 def _new_pool() -> urllib3.PoolManager:
     import urllib3
 
-    return urllib3.PoolManager(
-        num_pools=64,
-        maxsize=32,
-        block=False,
-        retries=False,
-        timeout=urllib3.Timeout(connect=_CONNECT_TIMEOUT_S, read=_READ_TIMEOUT_S),
-    )
+    return urllib3.PoolManager(**_options())
 
 
 pool = runtime.singleton(_new_pool)
 """The connection pool of this process (a forked child makes its own)."""
+
+guarded_pool = runtime.singleton(lambda: guards.guarded_pool(**_options()))
+"""The pool for HTTP links: its connections reach only public addresses."""
 
 
 class RangeError(Exception):
@@ -72,6 +93,16 @@ class Expired(RangeError):
 
 class Failed(RangeError):
     """A lasting failure (retries exhausted, or an answer that won't change)."""
+
+
+class Blocked(RangeError):
+    """An HTTP link's host resolved to an address it may not reach (``guard.refusal``)."""
+
+    def __init__(self, host: str, address: str, reason: str) -> None:
+        super().__init__(f"{host} resolves to {address}, a {reason} address")
+        self.host = host
+        self.address = address
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +169,7 @@ def stream_range(
     deliver: Callable[[int, memoryview], None],
     observe: Callable[[float], None] | None = None,
     batch: int = 1,
+    guard: Guard | None = None,
 ) -> None:
     """Hand over bytes ``[start, end)`` as ``deliver(offset, data)`` calls, in order.
 
@@ -148,13 +180,14 @@ def stream_range(
     ``observe`` is told each answered request's time to first byte. With
     ``batch`` > 1 the socket is read that many pieces at a time (fewer calls
     and allocations for a long stream; the pieces are views of one buffer).
+    ``guard`` marks an HTTP link's URL (see the module's docstring).
     """
     import urllib3
 
     retry = _Retry()
     position = start
     while position < end:
-        response = _answer(urls, position, end, identity, retry, observe)
+        response = _answer(urls, position, end, identity, retry, observe, guard)
         complete = False
         try:
             while position < end:
@@ -200,6 +233,7 @@ class RangeStream:
         end: int,
         identity: Identity,
         observe: Callable[[float], None] | None = None,
+        guard: Guard | None = None,
     ) -> None:
         self.position = start
         self.end = end
@@ -207,6 +241,7 @@ class RangeStream:
         self._urls = urls
         self._identity = identity
         self._observe = observe
+        self._guard = guard
         self._response: Any = None
         self._retry = _Retry()
 
@@ -240,7 +275,13 @@ class RangeStream:
 
     def _open(self) -> None:
         self._response = _answer(
-            self._urls, self.position, self.end, self._identity, self._retry, self._observe
+            self._urls,
+            self.position,
+            self.end,
+            self._identity,
+            self._retry,
+            self._observe,
+            self._guard,
         )
         self.requests += 1
 
@@ -257,6 +298,7 @@ def _answer(
     identity: Identity,
     retry: _Retry,
     observe: Callable[[float], None] | None,
+    guard: Guard | None,
 ) -> Any:
     """A response whose body starts at ``position``, asked again within ``retry``'s budget.
 
@@ -268,7 +310,7 @@ def _answer(
         retry.attempt()
         sent = time.monotonic()
         try:
-            response = _request(urls(fresh), position, end, identity)
+            response = _request(urls(fresh), position, end, identity, guard)
         except Expired:
             if fresh:
                 raise  # even a freshly signed URL is refused: don't loop
@@ -329,7 +371,30 @@ def _discard(response: Any, count: int) -> None:
         count -= len(data)
 
 
-def _request(url: str, start: int, end: int, identity: Identity) -> Any:
+def send(url: str, headers: dict[str, str], guard: Guard | None) -> Any:
+    """The response to a GET of ``url`` (body not read); ``Blocked`` if the guard refuses.
+
+    A guarded URL goes through ``guarded_pool``; only when its host resolves
+    to a refused address is the guard asked, and if it allows private
+    addresses the request goes through the ordinary pool instead.
+    """
+    options: dict[str, Any] = {
+        "headers": headers,
+        "preload_content": False,
+        "decode_content": False,
+        "redirect": False,
+    }
+    if guard is None:
+        return pool().request("GET", url, **options)
+    try:
+        return guarded_pool().request("GET", url, **options)
+    except guards.Refused as refused:
+        if not guard():
+            raise Blocked(refused.host, refused.address, refused.reason) from None
+    return pool().request("GET", url, **options)
+
+
+def _request(url: str, start: int, end: int, identity: Identity, guard: Guard | None) -> Any:
     """One GET of ``[start, end)``: a 206 (or whole-object 200) response, or raise."""
     import urllib3
 
@@ -337,14 +402,9 @@ def _request(url: str, start: int, end: int, identity: Identity) -> Any:
     if identity.etag:
         headers["If-Match"] = _quoted(identity.etag)
     try:
-        response: Any = pool().request(
-            "GET",
-            url,
-            headers=headers,
-            preload_content=False,
-            decode_content=False,
-            redirect=True,
-        )
+        response: Any = send(url, headers, guard)
+    except urllib3.exceptions.LocationValueError as exc:
+        raise Failed(f"malformed URL: {exc}") from None  # asking again won't help
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise _transient(exc) from None
     status = response.status
@@ -361,12 +421,7 @@ def _request(url: str, start: int, end: int, identity: Identity) -> Any:
     except BaseException:
         response.close()
         raise
-    try:
-        body: bytes = response.read(decode_content=False)
-    except (urllib3.exceptions.HTTPError, OSError):
-        body = b""
-    finally:
-        response.release_conn()
+    body = finish(response)
     if status in _RETRY_STATUSES:
         raise _Transient(f"HTTP {status} {_error_code(body)}".strip())
     if status == 412:
@@ -383,13 +438,43 @@ def _request(url: str, start: int, end: int, identity: Identity) -> Any:
     raise Failed(f"unexpected HTTP {status} {_error_code(body)}".strip())
 
 
-def get_range(url: str, start: int, end: int, identity: Identity) -> bytes:
+def finish(response: Any) -> bytes:
+    """Read a small answer (an error, a probe's byte) to its end and give the connection back.
+
+    A connection goes back to the pool only with its response read to the
+    end; one whose body is long or breaks off is closed instead, so the next
+    request on it cannot find a half-read answer (``ResponseNotReady``).
+    """
+    import urllib3
+
+    length = response.headers.get("Content-Length", "")
+    if not length.isdigit() or int(length) > _SMALL_BODY:
+        response.close()
+        return b""
+    try:
+        body: bytes = response.read(decode_content=False)
+    except (urllib3.exceptions.HTTPError, OSError):
+        response.close()
+        return b""
+    response.release_conn()
+    return body
+
+
+def get_range(
+    url: str, start: int, end: int, identity: Identity, guard: Guard | None = None
+) -> bytes:
     """Bytes ``[start, end)`` of the object at ``url``; ``end`` is exclusive."""
     if start >= end:
         return b""
     parts: list[memoryview] = []
     stream_range(
-        lambda fresh: url, start, end, identity, end - start, lambda _at, data: parts.append(data)
+        lambda fresh: url,
+        start,
+        end,
+        identity,
+        end - start,
+        lambda _at, data: parts.append(data),
+        guard=guard,
     )
     return b"".join(parts)
 
@@ -400,31 +485,3 @@ def _check_total(content_range: str, identity: Identity) -> None:
     total = content_range.rsplit("/", 1)[1].strip()
     if total.isdigit() and int(total) != identity.size:
         raise Stale(f"the object is {total} bytes, linked as {identity.size}")
-
-
-def probe(url: str) -> tuple[int, str]:
-    """Size and validator (ETag) of the resource at ``url``, via a 1-byte GET."""
-    import urllib3
-
-    try:
-        response: Any = pool().request(
-            "GET", url, headers={"Range": "bytes=0-0"}, preload_content=False, redirect=True
-        )
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise Failed(f"unreachable: {type(exc).__name__}") from None
-    try:
-        status = response.status
-        etag = response.headers.get("ETag", "")
-        if status == 206:
-            total = response.headers.get("Content-Range", "").rsplit("/", 1)[-1].strip()
-            if total.isdigit():
-                return int(total), etag
-            raise Failed("the server did not say the resource's size")
-        if status == 200:
-            length = response.headers.get("Content-Length")
-            if length is not None and length.isdigit():
-                return int(length), etag
-            raise Failed("the server did not say the resource's size")
-        raise Failed(f"HTTP {status}")
-    finally:
-        response.release_conn()
