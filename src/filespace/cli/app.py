@@ -20,7 +20,7 @@ app = typer.Typer(
     name="filespace",
     help="A file tree with its metadata in a database and zero-copy links to S3 objects.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
