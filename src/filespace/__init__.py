@@ -37,6 +37,7 @@ from filespace.connect.validation import http_url as validate_http_url
 from filespace.connect.validation import object_key as validate_object_key
 from filespace.connect.validation import store_name as validate_store_name
 from filespace.errors import (
+    ConnectInUseError,
     ConnectUnavailableError,
     DataStoreAccessError,
     DataStoreError,
@@ -83,6 +84,7 @@ __all__ = [
     "FIRST_CONNECT_FORMAT",
     "MAX_DATA_STORES",
     "OLDEST_FORMAT",
+    "ConnectInUseError",
     "ConnectManager",
     "ConnectUnavailableError",
     "DataStoreAccessError",

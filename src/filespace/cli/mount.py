@@ -79,18 +79,30 @@ def _in_background(location: str, mountpoint: Path, cache_mb: int, debug: bool) 
 
 def mount(
     ctx: typer.Context,
-    location: Annotated[str, typer.Argument(help="The filespace: a directory or an engine URL.")],
-    mountpoint: Annotated[Path, typer.Argument(help="An existing directory to mount it on.")],
+    places: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="[LOCATION] MOUNTPOINT",
+            help="The filespace (default: --filespace / FILESPACE) and an existing directory.",
+            show_default=False,
+        ),
+    ],
     foreground: Annotated[
         bool, typer.Option("--foreground", help="Serve in this process until unmounted.")
     ] = False,
     cache_mb: Annotated[
-        int, typer.Option("--cache-mb", min=0, help="Block cache for linked files, in MB.")
+        int,
+        typer.Option(
+            "--cache-mb", min=0, metavar="MB", help="Block cache for linked files, in MB."
+        ),
     ] = 1024,
     json_: JsonOpt = False,
 ) -> None:
     """Mount the filespace with FUSE: native files read-write, linked files read-only."""
-    mountpoint = mountpoint.absolute()
+    if len(places) > 2:
+        raise typer.BadParameter("give at most two arguments: [LOCATION] MOUNTPOINT")
+    location = places[0] if len(places) == 2 else context.location(ctx)
+    mountpoint = Path(places[-1]).absolute()
     _check_mountpoint(mountpoint)
     if not foreground:
         # Open it once here, so a wrong location or key is reported at once.
