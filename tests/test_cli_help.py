@@ -78,3 +78,18 @@ def test_the_names_are_the_ones_declared_or_made_from_the_option() -> None:
     assert re.search(r"--url-expiration\s+MINUTES \[1 to 10080\]", add)
     assert re.search(r"--store\s+-s\s+NAME\s", _help(["mirror"]))
     assert "Usage: filespace ls [OPTIONS] [PATH]" in _help(["ls"])
+
+
+def test_the_cli_reference_page_is_current() -> None:
+    """``docs/cli.md`` is generated from the command line: regenerate it when a command changes."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "cli_reference.py"
+    spec = importlib.util.spec_from_file_location("cli_reference", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.PAGE.read_text() == module.render(), (
+        "docs/cli.md is out of date: run python scripts/cli_reference.py"
+    )
