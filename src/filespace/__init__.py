@@ -38,6 +38,7 @@ from filespace.connect.validation import http_url as validate_http_url
 from filespace.connect.validation import object_key as validate_object_key
 from filespace.connect.validation import store_name as validate_store_name
 from filespace.errors import (
+    ConnectInUseError,
     ConnectUnavailableError,
     DataStoreAccessError,
     DataStoreError,
@@ -87,6 +88,7 @@ __all__ = [
     "FIRST_CONNECT_FORMAT",
     "MAX_DATA_STORES",
     "OLDEST_FORMAT",
+    "ConnectInUseError",
     "ConnectManager",
     "ConnectSettings",
     "ConnectUnavailableError",

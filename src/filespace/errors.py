@@ -26,6 +26,7 @@ a caller needs to tell cases apart, so ``except FileNotFoundError`` and
     └── RuntimeError
         ├── UnsupportedFormatError          written by a newer filespace
         ├── ConnectUnavailableError         format < 9 or Connect not enabled
+        ├── ConnectInUseError               disable() while links exist (``.count``)
         ├── DataStoreError
         │   ├── DataStoreNotFoundError
         │   ├── DataStoreExistsError
@@ -46,6 +47,7 @@ from __future__ import annotations
 import errno
 
 __all__ = [
+    "ConnectInUseError",
     "ConnectUnavailableError",
     "DataStoreAccessError",
     "DataStoreError",
@@ -186,6 +188,20 @@ class UnsupportedFormatError(FilespaceError, RuntimeError):
 
 class ConnectUnavailableError(FilespaceError, RuntimeError):
     """Connect cannot be used: the format is older than 9 or it is not enabled."""
+
+
+class ConnectInUseError(FilespaceError, RuntimeError):
+    """Connect cannot be turned off: external files are linked; ``count`` says how many."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(
+            f"Connect is still in use: {count} external file(s) are linked; nothing was "
+            "changed (unlink them first)"
+        )
+        self.count = count
+
+    def __reduce__(self) -> tuple[type[ConnectInUseError], tuple[int]]:
+        return type(self), (self.count,)
 
 
 class DataStoreError(FilespaceError, RuntimeError):

@@ -17,7 +17,9 @@ Example::
         s3.client().put_object(Bucket="my-bucket", Key="k", Body=b"v")
 
 From a shell, ``python -m filespace.testing serve`` starts one and prints the
-endpoint and admin credentials as ``export`` lines.
+endpoint and admin credentials as ``export`` lines; with ``--detach`` it
+serves in the background, so ``eval "$(python -m filespace.testing serve
+--detach)"`` starts one and sets those variables in one command.
 """
 
 from __future__ import annotations
@@ -169,6 +171,8 @@ class SeaweedS3:
         p = self.ports
         return [
             self.weed,
+            # glog writes its own log files to the temp directory otherwise.
+            f"-logdir={self.workdir}",
             "server",
             "-ip=127.0.0.1",
             "-ip.bind=127.0.0.1",
@@ -291,6 +295,14 @@ class SeaweedS3:
         if self._log is not None:
             self._log.close()
             self._log = None
+        self._remove_sockets()
+
+    def _remove_sockets(self) -> None:
+        """Remove the Unix sockets weed leaves in /tmp (their paths are fixed by port)."""
+        for port in self.ports.values():
+            for path in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):  # noqa: S108 - weed's
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
 
     def restart(self, timeout: float = 60, *, grace: float = 10) -> None:
         """Stop and start again on the same ports and data directory."""
@@ -374,6 +386,39 @@ class SeaweedS3:
         return name
 
 
+def _detach(workdir: Path | None) -> int:
+    """Start ``serve`` as a process of its own; print its export lines once it is ready."""
+    command = [sys.executable, "-m", "filespace.testing", "serve"]
+    if workdir is not None:
+        command += ["--dir", str(workdir)]
+    server = subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # outlives this shell's Ctrl-C
+        text=True,
+    )
+    assert server.stdout is not None
+    lines = []
+    for line in server.stdout:  # the server prints these once it stores and returns objects
+        lines.append(line)
+        if line.startswith("export AWS_DEFAULT_REGION="):
+            break
+    server.stdout.close()
+    if len(lines) < 4:
+        code = server.wait()
+        print(f"the S3 server did not start (exit code {code})", file=sys.stderr)
+        return 1
+    sys.stdout.write("".join(lines) + f"export FILESPACE_S3_PID={server.pid}\n")
+    print(
+        f"# a local S3 server runs as process {server.pid}; stop it (its data goes too) with:"
+        f" kill {server.pid}",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m filespace.testing", description="Local SeaweedFS S3 server for testing."
@@ -381,7 +426,15 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run a server until Ctrl-C")
     serve.add_argument("--dir", type=Path, help="data directory (default: a temporary one)")
+    serve.add_argument(
+        "--detach",
+        action="store_true",
+        help="serve in the background: print the export lines once it is ready and return "
+        "(for eval); `kill PID` stops it and removes its temporary data",
+    )
     args = parser.parse_args(argv)
+    if args.detach:
+        return _detach(args.dir)
 
     with contextlib.ExitStack() as stack:
         workdir: Path = args.dir or Path(

@@ -13,14 +13,26 @@ from typing import Annotated
 import typer
 
 import filespace
-from filespace.cli import context, files, links, mirror, mount, space, stores, transfer
+from filespace.cli import (
+    connectstate,
+    context,
+    files,
+    links,
+    mirror,
+    mount,
+    space,
+    stores,
+    transfer,
+)
 from filespace.cli.errors import format_traceback, message
+from filespace.cli.helptext import HumanGroup
 
 app = typer.Typer(
+    cls=HumanGroup,
     name="filespace",
     help="A file tree with its metadata in a database and zero-copy links to S3 objects.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -73,6 +85,7 @@ transfer.register(app)
 links.register(app)
 mirror.register(app)
 mount.register(app)
+connectstate.register(space.connect_app)
 app.add_typer(space.connect_app, name="connect")
 app.add_typer(stores.app, name="store")
 app.add_typer(links.files_app, name="files")

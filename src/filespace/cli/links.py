@@ -24,7 +24,8 @@ files_app = typer.Typer(help="The files linked from a data store.", no_args_is_h
 
 PathArg = Annotated[str, typer.Argument(help="Filespace path of the link.")]
 SizeOpt = Annotated[
-    int | None, typer.Option("--size", min=0, help="Size in bytes (skips the lookup).")
+    int | None,
+    typer.Option("--size", min=0, metavar="BYTES", help="Size in bytes (skips the lookup)."),
 ]
 
 
@@ -54,7 +55,8 @@ def link(
     key: Annotated[str, typer.Option("--key", "-k", help="Object key in the store's bucket.")],
     size: SizeOpt = None,
     checksum: Annotated[
-        str | None, typer.Option("--checksum", help="The object's ETag (with --size).")
+        str | None,
+        typer.Option("--checksum", metavar="ETAG", help="The object's ETag (with --size)."),
     ] = None,
     parents: ParentsOpt = False,
     dry_run: DryRunOpt = False,

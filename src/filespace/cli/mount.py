@@ -112,7 +112,10 @@ def mount(
         bool, typer.Option("--foreground", help="Serve in this process until unmounted.")
     ] = False,
     cache_mb: Annotated[
-        int, typer.Option("--cache-mb", min=0, help="Block cache for linked files, in MB.")
+        int,
+        typer.Option(
+            "--cache-mb", min=0, metavar="MB", help="Block cache for linked files, in MB."
+        ),
     ] = 1024,
     json_: JsonOpt = False,
 ) -> None:

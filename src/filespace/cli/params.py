@@ -11,7 +11,9 @@ DryRunOpt = Annotated[
     bool, typer.Option("--dry-run", help="Print what would be done; change nothing.")
 ]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
-StoreOpt = Annotated[str, typer.Option("--store", "-s", help="Name of the data store.")]
+StoreOpt = Annotated[
+    str, typer.Option("--store", "-s", metavar="NAME", help="Name of the data store.")
+]
 ParentsOpt = Annotated[
     bool, typer.Option("--parents", "-p", help="Create missing parent directories.")
 ]

@@ -24,23 +24,44 @@ def _default_name(location: str) -> str:
 
 def init(
     ctx: typer.Context,
-    location: Annotated[str, typer.Argument(help="A new or empty directory, or an engine URL.")],
+    location: Annotated[
+        str | None,
+        typer.Argument(
+            help="A new or empty directory, or an engine URL (default: --filespace / FILESPACE).",
+            show_default=False,
+        ),
+    ] = None,
     name: Annotated[
         str | None, typer.Option("--name", help="Name of the filespace (default: the directory's).")
     ] = None,
     data: Annotated[
         str | None,
-        typer.Option("--data", help="Block store for native files: file:///dir or s3://bucket/p."),
+        typer.Option(
+            "--data",
+            metavar="URL",
+            help="Block store for native files: file:///dir or s3://bucket/p.",
+        ),
     ] = None,
     format_version: Annotated[
-        int, typer.Option("--format", min=OLDEST_FORMAT, max=CURRENT_FORMAT, help="On-disk format.")
+        int,
+        typer.Option(
+            "--format",
+            min=OLDEST_FORMAT,
+            max=CURRENT_FORMAT,
+            metavar="VERSION",
+            help="On-disk format.",
+        ),
     ] = CURRENT_FORMAT,
     data_region: Annotated[
         str, typer.Option("--data-region", help="Region of the s3:// block store's bucket.")
     ] = "us-east-1",
     data_endpoint: Annotated[
         str,
-        typer.Option("--data-endpoint", help="S3 endpoint URL of the block store (default: AWS)."),
+        typer.Option(
+            "--data-endpoint",
+            metavar="URL",
+            help="S3 endpoint URL of the block store (default: AWS).",
+        ),
     ] = "",
     data_access_key: Annotated[
         str | None,
@@ -62,6 +83,7 @@ def init(
     json_: JsonOpt = False,
 ) -> None:
     """Create a filespace."""
+    location = location or context.location(ctx)
     shown = filespace.public_location(location)  # a URL's password is never printed
     name = name or _default_name(shown)
     on_s3 = data is not None and data.startswith("s3:")

@@ -55,14 +55,20 @@ def add(
     secret_key_stdin: SecretStdinOpt = False,
     secret_key: SecretArgOpt = None,
     endpoint: Annotated[
-        str, typer.Option("--endpoint", help="S3 endpoint URL (default: AWS).")
+        str, typer.Option("--endpoint", metavar="URL", help="S3 endpoint URL (default: AWS).")
     ] = "",
     virtual_addressing: Annotated[
         bool, typer.Option("--virtual-addressing", help="Use bucket.host URLs.")
     ] = False,
     url_expiration: Annotated[
         int,
-        typer.Option("--url-expiration", min=1, max=10080, help="Presigned URL life, minutes."),
+        typer.Option(
+            "--url-expiration",
+            min=1,
+            max=10080,
+            metavar="MINUTES",
+            help="How long a presigned URL lives.",
+        ),
     ] = DEFAULT_URL_EXPIRATION_MINUTES,
     no_verify: NoVerifyOpt = False,
     dry_run: DryRunOpt = False,
@@ -214,7 +220,7 @@ def rekey(
 def _refuse_busy(name: str, count: int) -> CliError:
     return CliError(
         f"data store {name!r} still has {output.counted(count, 'linked file')}; nothing was "
-        f"removed (unlink them first: filespace unlink --all DIR --store {name})"
+        f"removed (unlink them first: filespace unlink --all DIR --store {name} --yes)"
     )
 
 

@@ -1,8 +1,11 @@
-"""Whether Connect may be used on a filespace, and turning it on.
+"""Whether Connect may be used on a filespace, and turning it on and off.
 
 Connect needs format 9 or newer and must have been enabled; every Connect
-operation but ``are_data_stores_available`` and ``enable`` asks the gate
-first and gets ``ConnectUnavailableError`` saying how to fix it.
+operation but ``are_data_stores_available``, ``enable`` and ``disable`` asks
+the gate first and gets ``ConnectUnavailableError`` saying how to fix it.
+Once a client has seen Connect enabled it keeps that answer (the read path
+asks on every open): turning Connect off reaches the clients that open the
+filespace afterwards.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from filespace.errors import ConnectUnavailableError
+from filespace.meta.errors import engine_errors
 
 if TYPE_CHECKING:
     from filespace.meta.engine import Engine
@@ -66,3 +70,11 @@ class Gate:
         self._sealer()  # proves the key is at hand before secrets can be stored
         self._engine.set_setting("connect_enabled", "1")
         self._enabled_seen = True
+
+    def disable(self) -> None:
+        """Turn Connect off unless files are linked (``ConnectInUseError``); idempotent."""
+        if self._format_version() < FIRST_CONNECT_FORMAT:
+            return  # an older format has no Connect to turn off
+        with engine_errors():
+            self._engine.disable_connect()
+        self._enabled_seen = False

@@ -7,7 +7,7 @@ single links (``links``), many links (``bulk``), mirroring (``mirror``) and
 the listing cursor (``cursors``). Every method checks its input before it
 touches anything, so bad input gets one clear error and changes nothing.
 Connect must be available (format 9 or newer, and enabled); otherwise every
-method but ``are_data_stores_available`` and ``enable`` raises
+method but ``are_data_stores_available``, ``enable`` and ``disable`` raises
 ``ConnectUnavailableError`` saying how to fix it.
 """
 
@@ -36,6 +36,7 @@ from filespace.connect.models import (
 )
 from filespace.connect.settings import Settings
 from filespace.connect.stores import Stores
+from filespace.errors import DataStoreNotFoundError
 from filespace.objects.s3 import S3Client, S3Target
 from filespace.redaction import public_location
 from filespace.resolver import Resolver
@@ -109,6 +110,16 @@ class ConnectManager:
         """
         self._gate.require()
         return self._settings.get()
+
+    def disable(self) -> None:
+        """Turn Connect off for this filespace; idempotent.
+
+        Refused with ``ConnectInUseError`` (its ``count`` says how many) while
+        any external file is linked, S3 or HTTP; nothing is changed then. Data
+        stores stay, sealed, and are there again after ``enable()``. Clients
+        that have already used Connect keep it until they reopen the filespace.
+        """
+        self._gate.disable()
 
     # -- data stores -------------------------------------------------------------
     def add_data_store(self, name: str, config: S3DataStoreConfig) -> DataStoreInfo:
@@ -200,9 +211,13 @@ class ConnectManager:
         then fails, the directories made for it are removed again.
         """
         self._gate.require()
-        self._links.link_file(
-            file_path, data_store_name, object_id, size, checksum, create_parents=create_parents
-        )
+        try:
+            self._links.link_file(
+                file_path, data_store_name, object_id, size, checksum, create_parents=create_parents
+            )
+        except DataStoreNotFoundError:
+            # The fast path names the store to the engine: say what the names are.
+            raise self._stores.unknown(data_store_name) from None
 
     def head_object(self, data_store_name: str, object_id: str) -> tuple[int, str]:
         """``(size, checksum)`` of an object of a data store, by one HeadObject; links nothing.

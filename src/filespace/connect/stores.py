@@ -10,6 +10,7 @@ requests go (``destination``), and opened only where a caller asks for it
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import time
 import uuid
 from collections.abc import Callable
@@ -31,6 +32,9 @@ from filespace.sealing import Binding, is_legacy
 if TYPE_CHECKING:
     from filespace.meta.engine import Engine
     from filespace.sealing import Sealer
+
+
+_LISTED = 20  # store names an unknown-name error lists at most
 
 
 def secret_record(store_uid: str) -> str:
@@ -106,8 +110,22 @@ class Stores:
         check.store_name(name)
         store = self._engine.store(name)
         if store is None:
-            raise DataStoreNotFoundError(f"no data store named {name!r}")
+            raise self.unknown(name)
         return store
+
+    def unknown(self, name: str) -> DataStoreNotFoundError:
+        """The error for a missing store: the names it may be a typo of, or those there are."""
+        names = [store.name for store in self._engine.stores()]
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+        if close:
+            hint = "did you mean " + " or ".join(repr(found) for found in close) + "?"
+        elif not names:
+            hint = "this filespace has no data stores"
+        else:
+            shown = ", ".join(names[:_LISTED])
+            more = f" and {len(names) - _LISTED} more" if len(names) > _LISTED else ""
+            hint = f"the data stores are: {shown}{more}"
+        return DataStoreNotFoundError(f"no data store named {name!r}; {hint}")
 
     def info(self, store: StoreRecord, *, with_secret: bool) -> DataStoreInfo:
         """The public description of a store; the secret is opened only ``with_secret``."""

@@ -73,6 +73,10 @@ class Engine(ABC):
     def set_setting(self, name: str, value: str) -> None:
         """Create or replace one setting."""
 
+    @abstractmethod
+    def disable_connect(self) -> None:
+        """Turn Connect off in one transaction, unless external links exist (``LinksExist``)."""
+
     # -- namespace ---------------------------------------------------------
     @abstractmethod
     def get(self, entry_id: int) -> EntryRecord | None:

@@ -12,6 +12,7 @@ import errno
 from types import TracebackType
 
 from filespace.errors import (
+    ConnectInUseError,
     DataStoreExistsError,
     DataStoreLimitError,
     DataStoreNotEmptyError,
@@ -68,6 +69,17 @@ class NoSuchStore(MetaError):
     """No data store has that name (or id)."""
 
 
+class LinksExist(MetaError):
+    """Connect cannot be turned off: external links exist."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} external links")
+        self.count = count
+
+    def __reduce__(self) -> tuple[type[LinksExist], tuple[int]]:
+        return type(self), (self.count,)
+
+
 class StoreBusy(MetaError):
     """The data store still has links."""
 
@@ -114,6 +126,8 @@ def public_error(
         )
     if isinstance(exc, StoreBusy):
         return DataStoreNotEmptyError(store, exc.count)
+    if isinstance(exc, LinksExist):
+        return ConnectInUseError(exc.count)
     return exc
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from filespace.meta.errors import NameTaken
+from filespace.meta import counters
+from filespace.meta.errors import LinksExist, NameTaken
 from filespace.meta.records import ROOT_ID
 from filespace.meta.schema import SCHEMA_VERSION
 from filespace.meta.txn import Tx
@@ -52,3 +53,11 @@ def set_setting(tx: Tx, name: str, value: str) -> None:
         name,
         value,
     )
+
+
+def disable_connect(tx: Tx) -> None:
+    """Turn Connect off, unless any external link (S3 or HTTP) exists: ``LinksExist``."""
+    linked = counters.read(tx).external_files
+    if linked:
+        raise LinksExist(linked)
+    set_setting(tx, "connect_enabled", "0")

@@ -71,6 +71,9 @@ class SqlEngine(Engine):
     def set_setting(self, name: str, value: str) -> None:
         self._write(lambda tx: lifecycle.set_setting(tx, name, value))
 
+    def disable_connect(self) -> None:
+        self._write(lifecycle.disable_connect)
+
     # -- namespace ----------------------------------------------------------------------
     def get(self, entry_id: int) -> EntryRecord | None:
         return self._read(lambda tx: namespace.get(tx, entry_id))
