@@ -100,13 +100,16 @@ def mount(
     location: Annotated[
         str | None,
         typer.Argument(
+            metavar="[LOCATION]",
             help="The filespace: a directory or an engine URL (default: --filespace / FILESPACE).",
             show_default=False,
         ),
     ] = None,
     mountpoint: Annotated[
         Path | None,
-        typer.Argument(help="An existing directory to mount it on.", show_default=False),
+        typer.Argument(
+            metavar="MOUNTPOINT", help="An existing directory to mount it on.", show_default=False
+        ),
     ] = None,
     foreground: Annotated[
         bool, typer.Option("--foreground", help="Serve in this process until unmounted.")
