@@ -11,6 +11,7 @@ import typer
 
 import filespace
 from filespace.cli.errors import CliError
+from filespace.cli.escape import escape
 
 
 @dataclass
@@ -84,5 +85,6 @@ def confirm(action: str, *, yes: bool) -> None:
             f"refusing to {action} without confirmation (stdin is not a terminal): "
             "pass --yes to proceed"
         )
-    if not typer.confirm(f"{action[:1].upper()}{action[1:]}?", default=False, err=True):
+    question = escape(f"{action[:1].upper()}{action[1:]}?")
+    if not typer.confirm(question, default=False, err=True):
         raise CliError("aborted; nothing was changed")

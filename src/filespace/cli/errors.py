@@ -1,12 +1,15 @@
 """Turning exceptions into the one ``error: ...`` line the CLI prints.
 
 Every secret the CLI has read is registered here, so no error line (and no
-``--debug`` traceback) can ever show it, whatever the message says.
+``--debug`` traceback) can ever show it, whatever the message says; control
+characters in a message are escaped (:mod:`filespace.cli.escape`).
 """
 
 from __future__ import annotations
 
 import traceback
+
+from filespace.cli.escape import escape
 
 _secrets: set[str] = set()
 _MASK = "***"
@@ -44,9 +47,10 @@ def message(exc: BaseException) -> str:
         text = _os_message(exc)
     else:
         text = str(exc) or type(exc).__name__
-    return redact(" ".join(text.split()))
+    return escape(redact(" ".join(text.split())))
 
 
 def format_traceback(exc: BaseException) -> str:
     """The full traceback, secrets masked (for ``--debug``)."""
-    return redact("".join(traceback.format_exception(exc)))
+    text = redact("".join(traceback.format_exception(exc)))
+    return "\n".join(escape(line) for line in text.split("\n"))
