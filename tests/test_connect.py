@@ -264,6 +264,49 @@ def test_rekey_validation_and_state(connected: Filespace, s3_server: SeaweedS3) 
     assert connect.get_data_store("store").access_key == s3_server.admin.access_key  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("fails", ["sealing", "writing"])
+def test_a_failed_rekey_leaves_the_store_as_it_was(
+    connected: Filespace,
+    s3_server: SeaweedS3,
+    s3_admin: Any,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+    fails: str,
+) -> None:
+    # Rotation is one transaction: a failure anywhere in it must not strand the
+    # store IN_PROGRESS, nor leave half of the new credentials behind.
+    from filespace.sealing import Sealer
+
+    etag = s3_admin.put_object(Bucket=bucket, Key="kept.txt", Body=b"still readable")["ETag"]
+    connected.connect.link_file("/kept.txt", "store", "kept.txt", 14, etag)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise filespace.EngineError(f"injected failure while {fails}")
+
+    if fails == "sealing":
+        monkeypatch.setattr(Sealer, "seal", broken)
+    else:
+        engine = connected._engine
+        real_update = engine.update_store
+
+        def update(name: str, **changes: object) -> Any:
+            return broken() if "access_key" in changes else real_update(name, **changes)
+
+        monkeypatch.setattr(engine, "update_store", update)
+    spare = S3Credentials(s3_server.spare.access_key, s3_server.spare.secret_key)
+    with pytest.raises(filespace.EngineError, match="injected"):
+        connected.connect.rekey_data_store("store", spare)
+    monkeypatch.undo()
+    after = connected.connect.get_data_store("store")
+    assert after is not None
+    assert after.rekey_state == filespace.DataStoreRekeyState.NO_REKEY
+    assert (after.access_key, after.secret_key) == (
+        s3_server.admin.access_key,
+        s3_server.admin.secret_key,
+    )
+    assert connected.fs.read_file("/kept.txt") == b"still readable"
+
+
 def test_http_links(connected: Filespace, s3_server: SeaweedS3, s3_admin: Any, bucket: str) -> None:
     s3_admin.put_object(Bucket=bucket, Key="web.txt", Body=b"served over http")
     s3_admin.put_object(Bucket=bucket, Key="web2.txt", Body=b"second version!!")
