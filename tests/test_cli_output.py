@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from filespace.testing import SeaweedS3
-from tests.cli_helpers import Cli, add_store, link
+from tests.cli_helpers import Cli, add_store, link, unused_port_endpoint
 
 pytest_plugins = ["tests.cli_helpers"]
 
@@ -81,3 +81,39 @@ def test_errors_and_reports_escape_control_characters(
     assert _clean(mirrored.out).startswith("mirrored ctl:esc\\x1b[31m/ into /m: 1 added")
     assert _clean(connect_cli.ok("ls", "/m").out) == "obj\\x07\n"
     assert connect_cli.ok("ls", "/m", "--json").json()["entries"][0]["name"] == "obj\x07"
+
+
+@pytest.mark.parametrize(
+    ("natural", "unlikely"), [("s", "Q"), ("secr", "QzQz"), ("secret k", "QzQzQzQz")]
+)
+def test_a_short_secret_is_never_given_away(
+    connect_cli: Cli, s3_server: SeaweedS3, shared_bucket: str, natural: str, unlikely: str
+) -> None:
+    # "natural" is text the warning itself holds: masking it where it occurs
+    # would spell it out ("a s***cr***t key"). What is printed must not depend
+    # on which short secret was given, only on its being short.
+    args = ["store", "add", "leak", "--bucket", shared_bucket, "--region", s3_server.region]
+    args += ["--endpoint", unused_port_endpoint(), "--access-key", "AKIAEXAMPLE"]
+    said = {}
+    for secret in (natural, unlikely):
+        result = connect_cli.run(*args, "--secret-key", secret)
+        assert result.code == 1, str(result)
+        said[secret] = result.err
+    withheld = (
+        "(not shown: the secret key in use is shorter than 16 characters, "
+        "too short to mask in a message without giving it away)"
+    )
+    assert said[natural] == said[unlikely] == f"warning: {withheld}\nerror: {withheld}\n"
+
+
+def test_a_long_secret_is_masked_where_it_occurs(
+    connect_cli: Cli, s3_server: SeaweedS3, shared_bucket: str
+) -> None:
+    # A 40-character secret never coincides with ordinary text: the messages are shown.
+    args = ["store", "add", "leak", "--bucket", shared_bucket, "--region", s3_server.region]
+    args += ["--endpoint", unused_port_endpoint(), "--access-key", "AKIAEXAMPLE"]
+    result = connect_cli.run(*args, "--secret-key", "S" * 40)
+    assert result.code == 1, str(result)
+    assert result.err.startswith("warning: a secret key given with --secret-key is visible")
+    assert "S" * 40 not in result.err
+    assert "not shown" not in result.err

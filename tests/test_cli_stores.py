@@ -233,7 +233,8 @@ def test_add_dry_run_duplicates_and_bad_input(
     ],
 )
 def test_unknown_store(connect_cli: Cli, command: list[str]) -> None:
-    assert "no data store named 'nope'" in connect_cli.fails(*command, stdin="secret\n").err
+    secret = secrets.token_hex(20) + "\n"  # long enough to be masked, not withheld
+    assert "no data store named 'nope'" in connect_cli.fails(*command, stdin=secret).err
 
 
 def test_rekey_verifies_the_new_credentials(
