@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 import pytest
@@ -165,8 +166,14 @@ def test_unlink_and_counts(connected: Filespace, s3_admin: Any, bucket: str) -> 
     connected.fs.write_file("/native", b"n")
     with pytest.raises(filespace.NotALinkError):
         connect.unlink_file("/native")
-    with pytest.raises(FileNotFoundError):
-        connect.unlink_file("/missing")
+    # A missing path is both what Python callers expect and what the seed documents.
+    for call in (connect.unlink_file, connect.get_external_file):
+        with pytest.raises(filespace.LinkNotFoundError, match="no such file") as missing:
+            call("/missing")
+        assert isinstance(missing.value, FileNotFoundError) and missing.value.errno == errno.ENOENT
+        assert isinstance(missing.value, RuntimeError) and missing.value.filename == "/missing"
+    with pytest.raises(RuntimeError, match="/missing"):
+        connect.update_http_file_url("/missing", "https://example.com/x", size=1)
     connect.unlink_file("/f1")
     connected.fs.delete("/f2")  # delete of a link is an unlink
     assert connect.count_external_files("store") == 1
