@@ -236,7 +236,9 @@ def test_rm(plain_cli: Cli) -> None:
     write(plain_cli, "/rm/file", b"x")
     assert plain_cli.ok("rm", "/rm/file").out == "removed /rm/file\n"
     assert not exists(plain_cli, "/rm/file")
-    assert "/rm/d: is a directory (use rm -r)" in plain_cli.fails("rm", "/rm/d").err
+    assert "/rm/d: is a directory (use rm -r --yes)" in plain_cli.fails("rm", "/rm/d").err
+    code, text = plain_cli.on_terminal("rm", "/rm/d")  # there rm -r asks instead
+    assert code == 1 and "/rm/d: is a directory (use rm -r)" in text
     assert "pass --yes" in plain_cli.fails("rm", "-r", "/rm/d").err
     planned = plain_cli.ok("rm", "-r", "/rm/d", "--dry-run", "--json").json()
     assert planned["removed"] == [{"path": "/rm/d", "type": "dir", "entries_inside": 2}]

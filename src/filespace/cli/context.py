@@ -76,6 +76,16 @@ def join(directory: str, name: str) -> str:
     return directory.rstrip("/") + "/" + name
 
 
+def hint(command: str) -> str:
+    """``command`` as advice to run next: with ``--yes`` where it would be refused without.
+
+    Commands that ask before changing things refuse off a terminal unless
+    given ``--yes`` (:func:`confirm`), so a hint that left it out would fail
+    for the scripts and pipelines that follow it.
+    """
+    return command if sys.stdin.isatty() else f"{command} --yes"
+
+
 def confirm(action: str, *, yes: bool) -> None:
     """Ask before ``action`` (e.g. "remove /a"); refuse without ``--yes`` off a terminal."""
     if yes:

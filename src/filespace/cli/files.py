@@ -220,7 +220,8 @@ def rm(
             inside = 0
             if entry.is_dir():
                 if not recursive:
-                    raise IsADirectoryError(errno.EISDIR, "is a directory (use rm -r)", path)
+                    advice = f"is a directory (use {context.hint('rm -r')})"
+                    raise IsADirectoryError(errno.EISDIR, advice, path)
                 if path == "/":
                     raise CliError("/: refusing to remove the root directory")
                 inside = fs.delete_dir(path, recursive=True, dry_run=True)
