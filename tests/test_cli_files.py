@@ -171,6 +171,31 @@ def test_put_get_cat_round_trip(plain_cli: Cli, tmp_path: Path) -> None:
     assert plain_cli.bytes_out("cat", "/data/big.bin") == b"replaced from stdin"
 
 
+def test_get_never_writes_through_a_planted_link(plain_cli: Cli, tmp_path: Path) -> None:
+    # Another user of a shared directory guesses the temporary name and links
+    # it to a file of ours: get must create its own file, not open theirs.
+    write(plain_cli, "/secret-plan.txt", b"the new content")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"keep me")
+    trap = shared / ".plan.txt.filespace-part"
+    trap.symlink_to(victim)
+    plain_cli.ok("get", "/secret-plan.txt", str(shared / "plan.txt"))
+    assert victim.read_bytes() == b"keep me"
+    assert (shared / "plan.txt").read_bytes() == b"the new content"
+    assert not (shared / "plan.txt").is_symlink()
+    assert sorted(p.name for p in shared.iterdir()) == [trap.name, "plan.txt"]
+    # The copy has the mode cp would give it: the replaced file's, else 0666 less the umask.
+    os.chmod(shared / "plan.txt", 0o640)
+    plain_cli.ok("get", "/secret-plan.txt", str(shared / "plan.txt"))
+    assert stat_module.S_IMODE((shared / "plan.txt").stat().st_mode) == 0o640
+    umask = os.umask(0o022)
+    os.umask(umask)
+    plain_cli.ok("get", "/secret-plan.txt", str(shared / "fresh.txt"))
+    assert stat_module.S_IMODE((shared / "fresh.txt").stat().st_mode) == 0o666 & ~umask
+
+
 def test_data_errors_name_the_path(plain_cli: Cli, tmp_path: Path) -> None:
     assert "/nothing: no such file" in plain_cli.fails("cat", "/nothing").err
     make_dirs(plain_cli, "/dir-here")
@@ -211,7 +236,9 @@ def test_rm(plain_cli: Cli) -> None:
     write(plain_cli, "/rm/file", b"x")
     assert plain_cli.ok("rm", "/rm/file").out == "removed /rm/file\n"
     assert not exists(plain_cli, "/rm/file")
-    assert "/rm/d: is a directory (use rm -r)" in plain_cli.fails("rm", "/rm/d").err
+    assert "/rm/d: is a directory (use rm -r --yes)" in plain_cli.fails("rm", "/rm/d").err
+    code, text = plain_cli.on_terminal("rm", "/rm/d")  # there rm -r asks instead
+    assert code == 1 and "/rm/d: is a directory (use rm -r)" in text
     assert "pass --yes" in plain_cli.fails("rm", "-r", "/rm/d").err
     planned = plain_cli.ok("rm", "-r", "/rm/d", "--dry-run", "--json").json()
     assert planned["removed"] == [{"path": "/rm/d", "type": "dir", "entries_inside": 2}]

@@ -270,7 +270,8 @@ def test_add_dry_run_duplicates_and_bad_input(
     ],
 )
 def test_unknown_store(connect_cli: Cli, command: list[str]) -> None:
-    assert "no data store named 'nope'" in connect_cli.fails(*command, stdin="secret\n").err
+    secret = secrets.token_hex(20) + "\n"  # long enough to be masked, not withheld
+    assert "no data store named 'nope'" in connect_cli.fails(*command, stdin=secret).err
 
 
 def test_rekey_verifies_the_new_credentials(
@@ -313,6 +314,14 @@ def test_remove(connect_cli: Cli, s3_server: SeaweedS3, shared_bucket: str) -> N
     refused = connect_cli.fails("store", "remove", "busy", "--yes")
     assert "still has 2 linked files" in refused.err
     assert "busy" in store_names(connect_cli)
+    # The hint is a command that works as given: off a terminal it needs --yes.
+    hint = refused.err.split("unlink them first: ")[1].removesuffix(")\n")
+    assert hint == "filespace unlink --all / --store busy --yes"
+    code, text = connect_cli.on_terminal("store", "remove", "busy")
+    assert code == 1 and "(unlink them first: filespace unlink --all / --store busy)" in text
+    connect_cli.ok(*hint.split()[1:])
+    connect_cli.ok("store", "remove", "busy", "--yes")
+    assert "busy" not in store_names(connect_cli)
     add_store(connect_cli, s3_server, "idle", shared_bucket)
     assert "--yes" in connect_cli.fails("store", "remove", "idle").err
     assert "would remove" in connect_cli.ok("store", "remove", "idle", "--dry-run").out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 import pytest
@@ -165,8 +166,14 @@ def test_unlink_and_counts(connected: Filespace, s3_admin: Any, bucket: str) -> 
     connected.fs.write_file("/native", b"n")
     with pytest.raises(filespace.NotALinkError):
         connect.unlink_file("/native")
-    with pytest.raises(FileNotFoundError):
-        connect.unlink_file("/missing")
+    # A missing path is both what Python callers expect and what the seed documents.
+    for call in (connect.unlink_file, connect.get_external_file):
+        with pytest.raises(filespace.LinkNotFoundError, match="no such file") as missing:
+            call("/missing")
+        assert isinstance(missing.value, FileNotFoundError) and missing.value.errno == errno.ENOENT
+        assert isinstance(missing.value, RuntimeError) and missing.value.filename == "/missing"
+    with pytest.raises(RuntimeError, match="/missing"):
+        connect.update_http_file_url("/missing", "https://example.com/x", size=1)
     connect.unlink_file("/f1")
     connected.fs.delete("/f2")  # delete of a link is an unlink
     assert connect.count_external_files("store") == 1
@@ -262,6 +269,49 @@ def test_rekey_validation_and_state(connected: Filespace, s3_server: SeaweedS3) 
         new_secret_key=s3_server.admin.secret_key,
     )
     assert connect.get_data_store("store").access_key == s3_server.admin.access_key  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("fails", ["sealing", "writing"])
+def test_a_failed_rekey_leaves_the_store_as_it_was(
+    connected: Filespace,
+    s3_server: SeaweedS3,
+    s3_admin: Any,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+    fails: str,
+) -> None:
+    # Rotation is one transaction: a failure anywhere in it must not strand the
+    # store IN_PROGRESS, nor leave half of the new credentials behind.
+    from filespace.sealing import Sealer
+
+    etag = s3_admin.put_object(Bucket=bucket, Key="kept.txt", Body=b"still readable")["ETag"]
+    connected.connect.link_file("/kept.txt", "store", "kept.txt", 14, etag)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise filespace.EngineError(f"injected failure while {fails}")
+
+    if fails == "sealing":
+        monkeypatch.setattr(Sealer, "seal", broken)
+    else:
+        engine = connected._engine
+        real_update = engine.update_store
+
+        def update(name: str, **changes: object) -> Any:
+            return broken() if "access_key" in changes else real_update(name, **changes)
+
+        monkeypatch.setattr(engine, "update_store", update)
+    spare = S3Credentials(s3_server.spare.access_key, s3_server.spare.secret_key)
+    with pytest.raises(filespace.EngineError, match="injected"):
+        connected.connect.rekey_data_store("store", spare)
+    monkeypatch.undo()
+    after = connected.connect.get_data_store("store")
+    assert after is not None
+    assert after.rekey_state == filespace.DataStoreRekeyState.NO_REKEY
+    assert (after.access_key, after.secret_key) == (
+        s3_server.admin.access_key,
+        s3_server.admin.secret_key,
+    )
+    assert connected.fs.read_file("/kept.txt") == b"still readable"
 
 
 def test_http_links(connected: Filespace, s3_server: SeaweedS3, s3_admin: Any, bucket: str) -> None:

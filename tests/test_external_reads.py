@@ -109,6 +109,25 @@ def test_rekey_switches_reads_to_new_identity(
     assert fsp.fs.read_file("/blob.bin") == data
 
 
+def test_rekey_retires_the_urls_open_handles_hold(
+    linked: tuple[Filespace, bytes], s3_server: SeaweedS3
+) -> None:
+    # A handle reuses its URL for a moment; a rekey in this process must end
+    # that at once, for this Filespace and any other open in the process.
+    fsp, data = linked
+    noaccess = S3Credentials(s3_server.noaccess.access_key, s3_server.noaccess.secret_key)
+    with filespace.open(fsp.location) as other:
+        handles = [f.fs.open("/blob.bin", "rb", buffering=0) for f in (fsp, other)]
+        for handle in handles:
+            assert handle.read(10) == data[:10]
+        fsp.connect.rekey_data_store("store", noaccess)
+        for handle in handles:
+            with pytest.raises(OSError) as denied:
+                handle.read(10)
+            assert denied.value.errno == errno.EIO
+            handle.close()
+
+
 def test_rekey_by_another_client_is_picked_up(
     linked: tuple[Filespace, bytes], s3_server: SeaweedS3
 ) -> None:

@@ -371,6 +371,30 @@ def _state(pid: int) -> bytes:
         return b"Z"
 
 
+def test_mount_over_files_only_when_asked(tmp_path: Path) -> None:
+    cli = new_cli(tmp_path)
+    cli.ok("init", str(cli.location))
+    write(cli, "/inside.txt", b"from the filespace")
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    (mountpoint / "mine.txt").write_bytes(b"mine")
+    try:
+        for extra in ([], ["--foreground"]):
+            refused = cli.fails("mount", str(cli.location), str(mountpoint), *extra)
+            assert "not empty" in refused.err and "--nonempty" in refused.err
+            assert not os.path.ismount(mountpoint)
+        started = cli.ok("mount", str(cli.location), str(mountpoint), "--nonempty", "--json")
+        assert os.path.ismount(mountpoint)
+        assert os.listdir(mountpoint) == ["inside.txt"]
+        assert (mountpoint / "inside.txt").read_bytes() == b"from the filespace"
+    finally:
+        if os.path.ismount(mountpoint):
+            _unmount(mountpoint)
+    _wait_ended(int(started.json()["pid"]))
+    assert os.listdir(mountpoint) == ["mine.txt"]
+    assert (mountpoint / "mine.txt").read_bytes() == b"mine"
+
+
 def test_mount_refuses_what_it_cannot_serve(tmp_path: Path) -> None:
     cli = new_cli(tmp_path)
     cli.ok("init", str(cli.location))

@@ -10,7 +10,8 @@ a caller needs to tell cases apart, so ``except FileNotFoundError`` and
     │   ├── FileExistsError
     │   │   └── LinkExistsError             also RuntimeError: link_file onto a taken path
     │   ├── FileNotFoundError
-    │   │   └── MissingParentError          also RuntimeError: link_file into a missing dir
+    │   │   ├── MissingParentError          also RuntimeError: link_file into a missing dir
+    │   │   └── LinkNotFoundError           also RuntimeError: unlink/update/get a missing path
     │   ├── PermissionError
     │   │   ├── ReadOnlyFileError           errno EROFS: writing an external file
     │   │   ├── PrivateUrlError             also RuntimeError, errno EACCES: an HTTP link's
@@ -62,6 +63,7 @@ __all__ = [
     "IntegrityError",
     "KeyNotFoundError",
     "LinkExistsError",
+    "LinkNotFoundError",
     "MissingParentError",
     "NotAFilespaceError",
     "NotALinkError",
@@ -95,6 +97,16 @@ class MissingParentError(FilespaceError, FileNotFoundError, RuntimeError):
         super().__init__(errno.ENOENT, "parent directory does not exist", path)
 
     def __reduce__(self) -> tuple[type[MissingParentError], tuple[str]]:
+        return type(self), (self.filename,)
+
+
+class LinkNotFoundError(FilespaceError, FileNotFoundError, RuntimeError):
+    """Nothing is at the path a link operation names (``unlink_file`` and the like)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(errno.ENOENT, "no such file or directory", path)
+
+    def __reduce__(self) -> tuple[type[LinkNotFoundError], tuple[str]]:
         return type(self), (self.filename,)
 
 

@@ -11,6 +11,7 @@ import typer
 
 import filespace
 from filespace.cli.errors import CliError
+from filespace.cli.escape import escape
 
 
 @dataclass
@@ -75,6 +76,16 @@ def join(directory: str, name: str) -> str:
     return directory.rstrip("/") + "/" + name
 
 
+def hint(command: str) -> str:
+    """``command`` as advice to run next: with ``--yes`` where it would be refused without.
+
+    Commands that ask before changing things refuse off a terminal unless
+    given ``--yes`` (:func:`confirm`), so a hint that left it out would fail
+    for the scripts and pipelines that follow it.
+    """
+    return command if sys.stdin.isatty() else f"{command} --yes"
+
+
 def confirm(action: str, *, yes: bool) -> None:
     """Ask before ``action`` (e.g. "remove /a"); refuse without ``--yes`` off a terminal."""
     if yes:
@@ -84,5 +95,6 @@ def confirm(action: str, *, yes: bool) -> None:
             f"refusing to {action} without confirmation (stdin is not a terminal): "
             "pass --yes to proceed"
         )
-    if not typer.confirm(f"{action[:1].upper()}{action[1:]}?", default=False, err=True):
+    question = escape(f"{action[:1].upper()}{action[1:]}?")
+    if not typer.confirm(question, default=False, err=True):
         raise CliError("aborted; nothing was changed")

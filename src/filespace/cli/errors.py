@@ -1,15 +1,28 @@
 """Turning exceptions into the one ``error: ...`` line the CLI prints.
 
 Every secret the CLI has read is registered here, so no error line (and no
-``--debug`` traceback) can ever show it, whatever the message says.
+``--debug`` traceback) can ever show it, whatever the message says; control
+characters in a message are escaped (:mod:`filespace.cli.escape`).
 """
 
 from __future__ import annotations
 
 import traceback
 
+from filespace.cli.escape import escape
+
 _secrets: set[str] = set()
 _MASK = "***"
+MIN_MASKED_LENGTH = 16
+"""Shorter secrets are not masked where they occur: that would show them.
+
+A secret this short may well be a word or a default that also occurs in
+ordinary text (``minioadmin``); AWS secret keys have 40 characters.
+"""
+_WITHHELD = (
+    f"(not shown: the secret key in use is shorter than {MIN_MASKED_LENGTH} characters, "
+    "too short to mask in a message without giving it away)"
+)
 
 
 class CliError(Exception):
@@ -23,7 +36,17 @@ def register_secret(secret: str) -> None:
 
 
 def redact(text: str) -> str:
-    """``text`` with every registered secret replaced by ``***``."""
+    """``text`` with every registered secret replaced by ``***``.
+
+    Masking a short secret gives it away: where ``***`` stands in a message
+    whose words a reader knows, the secret is what is missing (a secret ``e``
+    turns "secret" into "s***cr***t"). Even withholding only the messages that
+    contain it tells which messages do. So while a secret shorter than
+    :data:`MIN_MASKED_LENGTH` is registered, every redacted text is withheld
+    whole, whatever it says: the output is then the same for every short secret.
+    """
+    if any(len(secret) < MIN_MASKED_LENGTH for secret in _secrets):
+        return _WITHHELD
     for secret in sorted(_secrets, key=len, reverse=True):
         text = text.replace(secret, _MASK)
     return text
@@ -44,9 +67,10 @@ def message(exc: BaseException) -> str:
         text = _os_message(exc)
     else:
         text = str(exc) or type(exc).__name__
-    return redact(" ".join(text.split()))
+    return escape(redact(" ".join(text.split())))
 
 
 def format_traceback(exc: BaseException) -> str:
     """The full traceback, secrets masked (for ``--debug``)."""
-    return redact("".join(traceback.format_exception(exc)))
+    text = redact("".join(traceback.format_exception(exc))).rstrip("\n")
+    return "".join(escape(line) + "\n" for line in text.split("\n"))

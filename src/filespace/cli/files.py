@@ -11,6 +11,7 @@ from filespace import DirEntry, Filesystem
 from filespace.cli import context, output
 from filespace.cli.context import fs_path, join
 from filespace.cli.errors import CliError
+from filespace.cli.escape import escape
 from filespace.cli.params import DryRunOpt, JsonOpt, ParentsOpt, YesOpt
 
 if TYPE_CHECKING:
@@ -149,7 +150,7 @@ def _render(doc: dict[str, Any], node: Tree, counts: dict[str, int]) -> None:
         if where:
             label += f"  [{kind(child)}] {where}" if child["external"] else f" {where}"
         counts["dirs" if child["type"] == "dir" else "files"] += 1
-        _render(child, node.add(Text(label)), counts)
+        _render(child, node.add(Text(escape(label))), counts)
 
 
 def tree(
@@ -173,7 +174,7 @@ def tree(
     from rich.text import Text
     from rich.tree import Tree
 
-    root = Tree(Text(target), guide_style="dim")
+    root = Tree(Text(escape(target)), guide_style="dim")
     counts = {"dirs": 0, "files": 0}
     _render(doc, root, counts)
     output.show(root)
@@ -219,7 +220,8 @@ def rm(
             inside = 0
             if entry.is_dir():
                 if not recursive:
-                    raise IsADirectoryError(errno.EISDIR, "is a directory (use rm -r)", path)
+                    advice = f"is a directory (use {context.hint('rm -r')})"
+                    raise IsADirectoryError(errno.EISDIR, advice, path)
                 if path == "/":
                     raise CliError("/: refusing to remove the root directory")
                 inside = fs.delete_dir(path, recursive=True, dry_run=True)

@@ -28,11 +28,23 @@ _START_TIMEOUT_S = 60.0
 LOCATION_ENV = "FILESPACE"  # read by the root command's --filespace option
 
 
-def _check_mountpoint(mountpoint: Path) -> None:
+def _check_mountpoint(mountpoint: Path, *, nonempty: bool) -> None:
     if not mountpoint.is_dir():
         raise CliError(f"{mountpoint}: the mount point must be an existing directory")
     if os.path.ismount(mountpoint):
         raise CliError(f"{mountpoint}: something is already mounted here")
+    # libfuse 3 mounts over files silently: they would vanish from view until
+    # the unmount, and whatever uses them would see the filespace instead.
+    if not nonempty and _has_entries(mountpoint):
+        raise CliError(
+            f"{mountpoint}: the mount point is not empty; its files would be hidden while "
+            "mounted (pass --nonempty to mount over them anyway)"
+        )
+
+
+def _has_entries(directory: Path) -> bool:
+    with os.scandir(directory) as entries:
+        return next(entries, None) is not None
 
 
 def _log_file(mountpoint: Path) -> Path:
@@ -59,7 +71,9 @@ def _last_error(log: Path) -> str:
     return lines[-1] if lines else "the mount process stopped without saying why"
 
 
-def _in_background(location: str, mountpoint: Path, cache_mb: int, debug: bool) -> int:
+def _in_background(
+    location: str, mountpoint: Path, cache_mb: int, *, debug: bool, nonempty: bool
+) -> int:
     """Start the serving process detached; its pid once the mount is live.
 
     The location goes to the process in its environment (``FILESPACE``), not
@@ -72,6 +86,8 @@ def _in_background(location: str, mountpoint: Path, cache_mb: int, debug: bool) 
     if debug:
         command.append("--debug")
     command += ["mount", str(mountpoint), "--foreground", "--cache-mb", str(cache_mb)]
+    if nonempty:
+        command.append("--nonempty")
     sink = _private_log(log)
     try:
         process = subprocess.Popen(
@@ -120,6 +136,12 @@ def mount(
             "--cache-mb", min=0, metavar="MB", help="Block cache for linked files, in MB."
         ),
     ] = 1024,
+    nonempty: Annotated[
+        bool,
+        typer.Option(
+            "--nonempty", help="Mount over a directory that has files (hidden while mounted)."
+        ),
+    ] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Mount the filespace with FUSE: native files read-write, linked files read-only."""
@@ -131,11 +153,12 @@ def mount(
         where = location or context.location(ctx)
     mountpoint = mountpoint.absolute()
     shown = filespace.public_location(where)
-    _check_mountpoint(mountpoint)
+    _check_mountpoint(mountpoint, nonempty=nonempty)
     if not foreground:
         # Open it once here, so a wrong location or key is reported at once.
         filespace.open(where).close()
-        pid = _in_background(where, mountpoint, cache_mb, context.options(ctx).debug)
+        debug = context.options(ctx).debug
+        pid = _in_background(where, mountpoint, cache_mb, debug=debug, nonempty=nonempty)
         if context.wants_json(ctx, json_):
             output.emit_json({"location": shown, "mountpoint": str(mountpoint), "pid": pid})
             return

@@ -2,7 +2,10 @@
 
 Results go to stdout; warnings, notes and progress bars to stderr. Progress
 bars appear only when both are terminals, so piped output holds nothing extra.
-Names are printed as text, never as Rich markup.
+Names are printed as text, never as Rich markup, and every line, cell and
+label goes through :func:`~filespace.cli.escape.escape` on its way out, so a
+control character in a name or message shows as an escape instead of acting
+on the terminal. JSON keeps names exact (:func:`~filespace.cli.escape.escape_json`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from filespace.cli.errors import redact
+from filespace.cli.escape import escape, escape_json
 
 if TYPE_CHECKING:  # Rich loads only when a table, tree or progress bar is shown
     from rich.console import Console, RenderableType
@@ -43,26 +47,26 @@ def _console(*, stderr: bool = False) -> Console:
 
 def say(text: str = "") -> None:
     """One line of results on stdout."""
-    sys.stdout.write(text + "\n")
+    sys.stdout.write(escape(text) + "\n")
 
 
 def note(text: str) -> None:
     """A line for the person at the terminal (stderr), not part of the results."""
-    sys.stderr.write(redact(text) + "\n")
+    sys.stderr.write(escape(redact(text)) + "\n")
 
 
 def warn(text: str) -> None:
     """A ``warning: ...`` line on stderr."""
-    sys.stderr.write(f"warning: {redact(text)}\n")
+    sys.stderr.write(f"warning: {escape(redact(text))}\n")
 
 
 def emit_json(document: Any) -> None:
     """The one JSON document of a ``--json`` run."""
-    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.write(escape_json(json.dumps(document, indent=2, ensure_ascii=False)) + "\n")
 
 
 def show(renderable: RenderableType) -> None:
-    """Print a Rich table or tree; without trailing blanks when piped."""
+    """Print a Rich table or tree (its texts already escaped); no trailing blanks when piped."""
     console = _console()
     if console.is_terminal:
         console.print(renderable)
@@ -81,7 +85,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     for header in headers:
         grid.add_column(header, no_wrap=True, overflow="fold")
     for row in rows:
-        grid.add_row(*(Text(cell) for cell in row))
+        grid.add_row(*(Text(escape(cell)) for cell in row))
     show(grid)
 
 
@@ -132,9 +136,8 @@ class Bar:
         description: str | None = None,
     ) -> None:
         if self._progress is not None and self._task is not None:
-            self._progress.update(
-                self._task, completed=completed, total=total, description=description
-            )
+            shown = None if description is None else escape(description)
+            self._progress.update(self._task, completed=completed, total=total, description=shown)
 
 
 @contextmanager
@@ -155,7 +158,10 @@ def progress(description: str, total: float | None = None, *, data: bool = False
         TransferSpeedColumn,
     )
 
-    columns: list[ProgressColumn | str] = [SpinnerColumn(), TextColumn("{task.description}")]
+    columns: list[ProgressColumn | str] = [
+        SpinnerColumn(),
+        TextColumn("{task.description}", markup=False),
+    ]
     if total is not None:
         columns.append(BarColumn())
     if data:
@@ -165,4 +171,4 @@ def progress(description: str, total: float | None = None, *, data: bool = False
     if total is not None:
         columns.append(TimeRemainingColumn())
     with Progress(*columns, console=_console(stderr=True), transient=True) as bar:
-        yield Bar(bar, bar.add_task(description, total=total))
+        yield Bar(bar, bar.add_task(escape(description), total=total))

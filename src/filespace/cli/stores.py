@@ -218,9 +218,10 @@ def rekey(
 
 
 def _refuse_busy(name: str, count: int) -> CliError:
+    unlink = context.hint(f"filespace unlink --all / --store {name}")
     return CliError(
         f"data store {name!r} still has {output.counted(count, 'linked file')}; nothing was "
-        f"removed (unlink them first: filespace unlink --all DIR --store {name} --yes)"
+        f"removed (unlink them first: {unlink})"
     )
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import sys
+import tempfile
 from pathlib import Path
 from typing import IO, Annotated
 
@@ -47,6 +49,38 @@ def cat(
         out.flush()
 
 
+def _partial_file(destination: Path) -> tuple[IO[bytes], Path]:
+    """A new file next to ``destination`` to copy into, then rename over it.
+
+    Its name is unpredictable and it is created exclusively, never through a
+    link (``mkstemp``: ``O_CREAT | O_EXCL | O_NOFOLLOW``), so nobody can plant
+    a symlink there to make ``get`` write elsewhere. It gets the mode ``cp``
+    would give: that of the file it replaces, else 0666 less the umask.
+    """
+    fd, name = tempfile.mkstemp(
+        prefix=f".{destination.name[:40]}.", suffix=".filespace-part", dir=destination.parent
+    )
+    try:
+        os.fchmod(fd, _mode_for(destination))
+        return os.fdopen(fd, "wb"), Path(name)
+    except BaseException:
+        os.close(fd)
+        os.unlink(name)
+        raise
+
+
+def _mode_for(destination: Path) -> int:
+    try:
+        existing = destination.stat()
+    except OSError:
+        existing = None
+    if existing is not None and stat.S_ISREG(existing.st_mode):
+        return stat.S_IMODE(existing.st_mode)
+    umask = os.umask(0)  # the only way to read it; this process runs one command
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def get(
     ctx: typer.Context,
     path: Annotated[str, typer.Argument(help="The filespace file.")],
@@ -63,12 +97,12 @@ def get(
         destination = destination / context.basename(source)
     if not destination.parent.is_dir():
         raise FileNotFoundError(errno.ENOENT, "no such directory", str(destination.parent))
-    partial = destination.with_name(f".{destination.name}.filespace-part")
     with context.opened(ctx) as fsp, fsp.fs.open(source, "rb") as reader:
         size = _size_of(reader)
+        writer, partial = _partial_file(destination)
         try:
             with (
-                open(partial, "wb") as writer,
+                writer,
                 output.progress(f"get {source}", size if size >= LARGE else None, data=True) as bar,
             ):
                 copied = _copy(reader, writer, bar)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from filespace.connect.signing import UrlSigner
 from filespace.connect.stores import open_secret
 from filespace.errors import DataStoreAccessError, DataStoreError, ObjectNotFoundError
+from filespace.io.external import retire_urls
 from filespace.meta.records import LinkRecord, StoreRecord
 from filespace.objects.s3 import ObjectHead, S3AccessError, S3Client, S3Target
 
@@ -50,9 +51,15 @@ class Access:
         return f"Access(location={self._location!r})"
 
     def forget(self) -> None:
-        """Drop every signer and client (after a store is removed or rekeyed)."""
+        """Drop every signer and client (after a store is removed or rekeyed).
+
+        Open handles in the whole process (of any ``Filespace``) stop reusing
+        the URLs they hold too, so nothing signed with the old credentials is
+        sent once the rekey has returned.
+        """
         with self._lock:
             self._signers.clear()
+        retire_urls()
 
     def signer(self, store: StoreRecord) -> UrlSigner:
         """The signer for the store's current credentials (a new one after a rekey)."""

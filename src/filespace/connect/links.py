@@ -21,7 +21,7 @@ from filespace.connect import validation as check
 from filespace.connect.access import Access, head_object
 from filespace.connect.models import ExternalFileInfo
 from filespace.connect.stores import Stores
-from filespace.errors import MissingParentError, NotALinkError, PrivateUrlError
+from filespace.errors import LinkNotFoundError, MissingParentError, NotALinkError, PrivateUrlError
 from filespace.meta.errors import MetaError, NoSuchEntry, engine_errors
 from filespace.meta.records import EntryRecord, NewLink
 from filespace.objects import http
@@ -194,7 +194,10 @@ class Links:
             )
 
     def _external_entry(self, file_path: str) -> EntryRecord:
-        entry = self._resolver.walk(file_path, follow_last=False)
+        try:
+            entry = self._resolver.walk(file_path, follow_last=False)
+        except FileNotFoundError:  # Connect's failures are RuntimeErrors too (the seed)
+            raise LinkNotFoundError(file_path) from None
         if entry.link is None:
             raise NotALinkError(f"{file_path} is not an external file")
         return entry

@@ -249,7 +249,11 @@ class ConnectManager:
         self._links.update_http_file_url(file_path, new_url, size)
 
     def unlink_file(self, file_path: str) -> None:
-        """Remove a link (never a native file, never the object)."""
+        """Remove a link (never a native file, never the object).
+
+        Nothing at ``file_path``: ``LinkNotFoundError``, both a
+        ``FileNotFoundError`` and a ``RuntimeError``; not a link: ``NotALinkError``.
+        """
         self._gate.require()
         self._links.unlink_file(file_path)
 

@@ -169,7 +169,14 @@ class Stores:
         new_access_key: str | None,
         new_secret_key: str | None,
     ) -> None:
-        """Seal and store new credentials; see ``ConnectManager.rekey_data_store``."""
+        """Seal and store new credentials; see ``ConnectManager.rekey_data_store``.
+
+        The rotation is one engine transaction, written only once the new
+        secret is sealed: the new access key, sealed secret, key id and
+        ``NO_REKEY`` commit together or not at all. No client ever sees a
+        half-rotated store, and no failure or crash can leave one
+        ``IN_PROGRESS`` (a store an older version left so is mended here).
+        """
         check.store_name(name)
         keyword_given = new_access_key is not None or new_secret_key is not None
         if credentials is not None and keyword_given:
@@ -190,7 +197,6 @@ class Stores:
         rekeyed = dataclasses.replace(store, access_key=access_key)
         sealed = sealer.seal(secret_key, secret_record(store.uid), destination(rekeyed))
         with engine_errors(store=name):
-            self._engine.update_store(name, rekey_state=DataStoreRekeyState.IN_PROGRESS.value)
             self._engine.update_store(
                 name,
                 access_key=access_key,

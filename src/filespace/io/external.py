@@ -24,6 +24,7 @@ before a byte is fetched (``objects.guard``).
 from __future__ import annotations
 
 import io
+import itertools
 import time
 from collections.abc import Callable
 from typing import IO, Any, Protocol
@@ -72,6 +73,23 @@ _nearest = runtime.singleton(dict[str, float])
 # a second saves the provider's store lookup on every block of a busy read.
 _URL_REUSE_S = 1.0
 
+# Bumped by retire_urls. A plain counter, not a runtime singleton: a forked
+# child goes on counting from its parent's value, so a handle it inherited can
+# never match a count made after the fork. Values are unique and only compared
+# for equality, so two racing bumps need no lock.
+_retirements = itertools.count(1)
+_retired = 0
+
+
+def retire_urls() -> None:
+    """Stop every handle in this process from reusing a URL it got before now.
+
+    Connect calls it when credentials are rotated or a store is removed: no
+    request after that may carry a URL signed with the old credentials.
+    """
+    global _retired  # noqa: PLW0603 - see _retirements
+    _retired = next(_retirements)
+
 
 class ExternalObject:
     """Fetches byte ranges of one linked object, mapping failures to ``OSError``."""
@@ -96,7 +114,7 @@ class ExternalObject:
         self.latency: float | None = _nearest().get(place) if place else None
         self._identity = identity
         self._urls = urls
-        self._url: tuple[str, float] | None = None
+        self._url: tuple[str, float, int] | None = None  # URL, when, _retired then
 
     def __repr__(self) -> str:
         return f"ExternalObject({self.path!r}, size={self.size})"
@@ -136,10 +154,12 @@ class ExternalObject:
     def _current_url(self, fresh: bool) -> str:
         now = time.monotonic()
         cached = self._url
-        if not fresh and cached is not None and now - cached[1] < _URL_REUSE_S:
+        retired = _retired  # read first: a retirement during the call is not missed
+        reusable = cached is not None and cached[2] == retired and now - cached[1] < _URL_REUSE_S
+        if cached is not None and reusable and not fresh:
             return cached[0]
         url = self._urls(fresh)
-        self._url = (url, now)
+        self._url = (url, now, retired)
         return url
 
     def _observe(self, seconds: float) -> None:
