@@ -32,6 +32,7 @@ import pytest
 import filespace
 from filespace import S3DataStoreConfig
 from filespace.testing import S3Identity, SeaweedS3
+from tests import leakguard
 from tests.s3fixtures import _delete_bucket
 
 FILESPACE = shutil.which("filespace", path=str(Path(sys.executable).parent)) or shutil.which(
@@ -112,6 +113,8 @@ class Cli:
             for secret in self.secrets:
                 assert secret not in result.out, f"secret on stdout: {result}"
                 assert secret not in result.err, f"secret on stderr: {result}"
+            shown = leakguard.found_in(result.out + result.err)
+            assert not shown, f"a known secret in the output of filespace {' '.join(args)}"
         return result
 
     def ok(self, *args: str, **options: Any) -> Result:
@@ -195,6 +198,7 @@ class Cli:
         text = b"".join(chunks).decode(errors="replace")
         for secret in self.secrets:
             assert secret not in text
+        assert not leakguard.found_in(text), "a known secret on the terminal"
         return code, text
 
 

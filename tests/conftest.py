@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.s3fixtures", "tests.fsfixtures"]
+pytest_plugins = ["tests.leakguard", "tests.s3fixtures", "tests.fsfixtures"]

@@ -15,12 +15,16 @@ import pytest
 from botocore.exceptions import ClientError
 
 from filespace.testing import SeaweedS3
+from tests import leakguard
 
 
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
     """A started SeaweedFS S3 server shared by the whole session."""
     server = SeaweedS3(tmp_path_factory.mktemp("seaweedfs"))
+    leakguard.remember(
+        *(who.secret_key for who in (server.admin, server.reader, server.spare, server.noaccess))
+    )
     server.start()
     try:
         yield server

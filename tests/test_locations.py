@@ -25,6 +25,7 @@ import filespace
 from filespace import keys
 from filespace.meta.pgconnect import lasting_error
 from filespace.testing import SeaweedS3
+from tests import leakguard
 from tests.cli_helpers import new_cli
 from tests.fsfixtures import postgres_schema_url, postgres_url
 from tests.test_blocks import s3_data
@@ -32,6 +33,7 @@ from tests.test_blocks import s3_data
 pytest_plugins = ["tests.cli_helpers"]
 
 PASSWORD = "S3cretPw"  # the test's own, searched for in everything shown
+leakguard.remember(PASSWORD)
 
 
 def with_password(url: str, password: str = PASSWORD) -> str:
