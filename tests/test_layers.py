@@ -39,7 +39,16 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("data path", ("filespace.io", "filespace.resolver")),
     ("features", ("filespace.connect", "filespace.blocks")),
     ("namespace", ("filespace.fs",)),
-    ("public face", ("filespace.space", "filespace.locations", "filespace.shared", "filespace")),
+    (
+        "public face",
+        (
+            "filespace.space",
+            "filespace.locations",
+            "filespace.shared",
+            "filespace.rotation",
+            "filespace",
+        ),
+    ),
     ("interfaces", ("filespace.cli", "filespace.fsspec", "filespace.fuse", "filespace.__main__")),
 ]
 INTERFACES = ("filespace.cli", "filespace.fsspec", "filespace.fuse", "filespace.__main__")

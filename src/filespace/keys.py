@@ -85,6 +85,40 @@ def key_file(filespace_id: str) -> Path:
     return config_dir() / "keys" / f"{filespace_id}.key"
 
 
+def _pending_file(filespace_id: str) -> Path:
+    return key_file(filespace_id).with_suffix(".key.next")
+
+
+def store_pending_key(filespace_id: str, key: bytes) -> Path:
+    """Write a key that is about to replace the key file (see ``promote_pending_key``).
+
+    Written before the engine switches to the key, so a crash in between
+    leaves the new key on disk, where ``pending_key`` finds it.
+    """
+    path = _pending_file(filespace_id)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)  # left by a rotation that never committed
+    return _write_key(path, key)
+
+
+def pending_key(filespace_id: str) -> bytes | None:
+    """The key a rotation wrote before switching the engine to it, if any."""
+    try:
+        return parse_key(_pending_file(filespace_id).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def promote_pending_key(filespace_id: str) -> None:
+    """Make the pending key the key file (one rename)."""
+    os.replace(_pending_file(filespace_id), key_file(filespace_id))
+
+
+def remove_pending_key(filespace_id: str) -> None:
+    """Drop a pending key (the rotation did not happen)."""
+    _pending_file(filespace_id).unlink(missing_ok=True)
+
+
 def store_key(filespace_id: str, key: bytes) -> Path:
     """Write the key file with mode 0600 (its directory 0700); never overwrite one.
 
@@ -105,6 +139,11 @@ def store_key(filespace_id: str, key: bytes) -> Path:
                 "the key directory is open to other users and cannot be made private (0700)",
                 str(folder),
             ) from None
+    return _write_key(path, key)
+
+
+def _write_key(path: Path, key: bytes) -> Path:
+    """Create ``path`` (never over an existing one) holding ``key``, mode 0600, synced."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         os.fchmod(fd, 0o600)  # the mode of a new file is the umask's to narrow, never to widen

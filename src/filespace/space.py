@@ -42,6 +42,7 @@ from filespace.locations import (
 )
 from filespace.meta import SCHEMA_VERSION, Engine, is_engine_url, open_engine
 from filespace.redaction import public_location
+from filespace.rotation import rotate_key
 from filespace.sealing import Sealer
 
 CURRENT_FORMAT = 9
@@ -225,8 +226,21 @@ def _find_key(settings: dict[str, str], given: str | bytes | None) -> bytes | No
         return None
     except ValueError as exc:
         raise WrongKeyError(f"not a filespace key: {exc}") from None
-    keys.verify_key(raw, filespace_id, settings["key_check"])
+    try:
+        keys.verify_key(raw, filespace_id, settings["key_check"])
+    except WrongKeyError:
+        pending = keys.pending_key(filespace_id) if _from_key_file(given) else None
+        if pending is None:
+            raise
+        # A rotation switched the engine, then stopped before renaming its key file.
+        keys.verify_key(pending, filespace_id, settings["key_check"])
+        keys.promote_pending_key(filespace_id)
+        return pending
     return raw
+
+
+def _from_key_file(given: str | bytes | None) -> bool:
+    return given is None and not os.environ.get(keys.KEY_ENV)
 
 
 def _existing_engine(text: str) -> Engine:
@@ -381,16 +395,46 @@ class Filespace:
         referenced = self._engine.block_keys()
         return store.sweep(referenced, older_than=cutoff)
 
+    def rotate_key(self, new_key: str | bytes | None = None, *, save_key_file: bool = True) -> str:
+        """Seal every secret of this filespace under a new key; returns it as 64 hex digits.
+
+        ``new_key`` (as for ``open``'s ``key=``) or a fresh random one. Data-store
+        secrets, the S3 block store's secret and Connect's settings are resealed
+        and the engine's key check replaced in one transaction; a store changed
+        without the key stops it (``IntegrityError``). With ``save_key_file``
+        the key file is replaced (the old key is gone); every other client needs
+        the new key (key file, ``FILESPACE_KEY`` or ``key=``) from then on, and a
+        client still open with the old one fails with ``WrongKeyError`` when it
+        next seals or opens a secret.
+        """
+        raw = (
+            keys.parse_key(new_key) if new_key is not None else keys.parse_key(keys.generate_key())
+        )
+        settings = self._engine.settings()
+        old = self._key if self._key is not None else _find_key(settings, None)
+        if old is None:
+            self._sealer()  # raises KeyNotFoundError, saying where a key is looked for
+            raise AssertionError("unreachable")
+        rotate_key(self._engine, self.id, self._data_url, old, raw, save=save_key_file)
+        self._key, self._sealer_cache = raw, None
+        return raw.hex()
+
     def _sealer(self) -> Sealer:
+        """The sealer of the current key; ``WrongKeyError`` once another client rotated it."""
+        settings = self._engine.settings()
         if self._sealer_cache is None:
-            settings = self._engine.settings()
             key = self._key if self._key is not None else _find_key(settings, None)
             if key is None:
                 raise KeyNotFoundError(
                     f"no key for filespace {self.id}: pass key= to filespace.open, set "
                     f"{keys.KEY_ENV}, or restore the key file {keys.key_file(self.id)}"
                 )
-            self._sealer_cache = Sealer(key, self.id, settings["key_id"])
+            self._sealer_cache = Sealer(key, self.id, keys.key_id(key, self.id))
+        if self._sealer_cache.key_id != settings["key_id"]:
+            raise WrongKeyError(
+                f"the key of filespace {self.id} was rotated since it was opened here: "
+                "open it again with the new key"
+            )
         return self._sealer_cache
 
     def sync_all(self) -> None:

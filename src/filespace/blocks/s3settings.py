@@ -85,13 +85,10 @@ def options(
         raise NotAFilespaceError(
             f"filespace {filespace_id}: the settings of its S3 block store are incomplete"
         ) from None
-    binding = _binding(data_url, settings)
+    secret = _unseal(data_url, settings, sealed, sealer)
     if is_legacy(sealed):
-        secret = sealer.open(sealed, _RECORD, legacy=True)
-        resealed = sealer.seal(secret, _RECORD, binding)
+        resealed = sealer.seal(secret, _RECORD, _binding(data_url, settings))
         save(SEALED_SECRET, base64.b64encode(resealed).decode("ascii"))
-    else:
-        secret = sealer.open(sealed, _RECORD, binding)
     return S3BlockStoreOptions(
         region=region,
         endpoint=endpoint,
@@ -99,6 +96,22 @@ def options(
         secret_key=secret,
         virtual_addressing=virtual_addressing,
     )
+
+
+def _unseal(data_url: str, settings: dict[str, str], sealed: bytes, sealer: Sealer) -> str:
+    if is_legacy(sealed):
+        return sealer.open(sealed, _RECORD, legacy=True)
+    return sealer.open(sealed, _RECORD, _binding(data_url, settings))
+
+
+def reseal(data_url: str, settings: dict[str, str], old: Sealer, new: Sealer) -> dict[str, str]:
+    """The sealed-secret setting sealed under ``new`` instead of ``old`` (none: no S3 store)."""
+    stored = settings.get(SEALED_SECRET)
+    if stored is None:
+        return {}
+    secret = _unseal(data_url, settings, base64.b64decode(stored, validate=True), old)
+    resealed = new.seal(secret, _RECORD, _binding(data_url, settings))
+    return {SEALED_SECRET: base64.b64encode(resealed).decode("ascii")}
 
 
 def check_reachable(store: S3BlockStore) -> None:

@@ -17,6 +17,7 @@ from filespace.cli import (
     connectstate,
     context,
     files,
+    keys,
     links,
     mirror,
     mount,
@@ -89,6 +90,7 @@ connectstate.register(space.connect_app)
 app.add_typer(space.connect_app, name="connect")
 app.add_typer(stores.app, name="store")
 app.add_typer(links.files_app, name="files")
+app.add_typer(keys.app, name="key")
 
 
 def run() -> None:

@@ -31,6 +31,22 @@ RECORD = "connect:settings"
 """What the sealed value is bound to."""
 
 
+def _decode(stored: str) -> bytes:
+    try:
+        return base64.b64decode(stored.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        raise WrongKeyError(f"the sealed value of {RECORD} is malformed") from None
+
+
+def reseal(settings: dict[str, str], old: Sealer, new: Sealer) -> dict[str, str]:
+    """The stored settings sealed under ``new`` instead of ``old`` (none stored: none)."""
+    stored = settings.get(SETTING, "")
+    if not stored:
+        return {}
+    plain = old.open(_decode(stored), RECORD)
+    return {SETTING: base64.b64encode(new.seal(plain, RECORD)).decode("ascii")}
+
+
 class Settings:
     """Reads and changes the Connect settings of one filespace."""
 
@@ -43,10 +59,7 @@ class Settings:
         stored = self._engine.settings().get(SETTING, "")
         if not stored:
             return ConnectSettings()
-        try:
-            sealed = base64.b64decode(stored.encode("ascii"), validate=True)
-        except (binascii.Error, UnicodeEncodeError):
-            raise WrongKeyError(f"the sealed value of {RECORD} is malformed") from None
+        sealed = _decode(stored)
         try:
             values = json.loads(self._sealer().open(sealed, RECORD))
             return ConnectSettings(allow_private_urls=values["allow_private_urls"] is True)

@@ -54,19 +54,28 @@ def destination(store: StoreRecord) -> Binding:
     }
 
 
-def open_secret(engine: Engine, sealer: Sealer, store: StoreRecord) -> str:
+def unseal(sealer: Sealer, store: StoreRecord) -> str:
     """The store's secret key; ``IntegrityError`` if its destination was changed without the key.
 
-    A secret sealed before destinations were bound (layout 1) is opened once
-    and resealed bound to the store as it is now.
+    A secret sealed before destinations were bound (layout 1) opens as well.
     """
     record = secret_record(store.uid)
-    if not is_legacy(store.sealed_secret):
-        return sealer.open(store.sealed_secret, record, destination(store))
-    secret = sealer.open(store.sealed_secret, record, legacy=True)
-    # Conditional: a rekey that landed meanwhile (new credentials) is kept.
-    resealed = sealer.seal(secret, record, destination(store))
-    engine.reseal_store(store.name, store.sealed_secret, resealed)
+    if is_legacy(store.sealed_secret):
+        return sealer.open(store.sealed_secret, record, legacy=True)
+    return sealer.open(store.sealed_secret, record, destination(store))
+
+
+def seal(sealer: Sealer, store: StoreRecord, secret: str) -> bytes:
+    """``secret`` sealed for ``store``, bound to where it is now."""
+    return sealer.seal(secret, secret_record(store.uid), destination(store))
+
+
+def open_secret(engine: Engine, sealer: Sealer, store: StoreRecord) -> str:
+    """``unseal``; a layout-1 secret is resealed, bound to the store as it is now, once."""
+    secret = unseal(sealer, store)
+    if is_legacy(store.sealed_secret):
+        # Conditional: a rekey that landed meanwhile (new credentials) is kept.
+        engine.reseal_store(store.name, store.sealed_secret, seal(sealer, store, secret))
     return secret
 
 
@@ -99,8 +108,9 @@ class Stores:
             rekey_state=DataStoreRekeyState.NO_REKEY.value,
             created_ns=time.time_ns(),
         )
-        sealed = sealer.seal(config.secret_key, secret_record(uid), destination(unsealed))
-        record = dataclasses.replace(unsealed, sealed_secret=sealed)
+        record = dataclasses.replace(
+            unsealed, sealed_secret=seal(sealer, unsealed, config.secret_key)
+        )
         with engine_errors(store=name):
             added = self._engine.add_store(record, check.MAX_DATA_STORES)
         return self.info(added, with_secret=False)
@@ -194,8 +204,7 @@ class Stores:
         # The store as it is must still match its seal: a rekey never adopts
         # a destination changed without the key.
         open_secret(self._engine, sealer, store)
-        rekeyed = dataclasses.replace(store, access_key=access_key)
-        sealed = sealer.seal(secret_key, secret_record(store.uid), destination(rekeyed))
+        sealed = seal(sealer, dataclasses.replace(store, access_key=access_key), secret_key)
         with engine_errors(store=name):
             self._engine.update_store(
                 name,

@@ -74,6 +74,16 @@ class Engine(ABC):
         """Create or replace one setting."""
 
     @abstractmethod
+    def replace_key(
+        self,
+        old_check: str,
+        settings: dict[str, str],
+        secrets: Sequence[tuple[str, bytes, bytes]],
+        key_id: str,
+    ) -> None:
+        """Reseal every secret under a new key in one transaction; ``KeyChanged`` if raced."""
+
+    @abstractmethod
     def disable_connect(self) -> None:
         """Turn Connect off in one transaction, unless external links exist (``LinksExist``)."""
 

@@ -69,6 +69,10 @@ class NoSuchStore(MetaError):
     """No data store has that name (or id)."""
 
 
+class KeyChanged(MetaError):
+    """A sealed value, or the key itself, changed while a new key was being put in place."""
+
+
 class LinksExist(MetaError):
     """Connect cannot be turned off: external links exist."""
 

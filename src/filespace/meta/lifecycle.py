@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from filespace.meta import counters
-from filespace.meta.errors import LinksExist, NameTaken
+from filespace.meta.errors import KeyChanged, LinksExist, NameTaken
 from filespace.meta.records import ROOT_ID
 from filespace.meta.schema import SCHEMA_VERSION
 from filespace.meta.txn import Tx
@@ -61,3 +63,37 @@ def disable_connect(tx: Tx) -> None:
     if linked:
         raise LinksExist(linked)
     set_setting(tx, "connect_enabled", "0")
+
+
+def replace_key(
+    tx: Tx,
+    old_check: str,
+    settings: dict[str, str],
+    secrets: Sequence[tuple[str, bytes, bytes]],
+    key_id: str,
+) -> None:
+    """Put a new filespace key in place: every sealed value and the key's check, at once.
+
+    ``secrets`` holds ``(store name, sealed as read, sealed under the new key)``;
+    ``settings`` the new key check and id and the resealed settings.
+    ``KeyChanged`` (and nothing changed) if the key was replaced meanwhile, a
+    store's secret changed since it was read, or a store was added.
+    """
+    current = tx.value("SELECT value FROM settings WHERE name = 'key_check'" + tx.dialect.row_lock)
+    if current != old_check:
+        raise KeyChanged("the filespace key was replaced meanwhile")
+    for name, old, new in secrets:
+        changed = tx.run(
+            "UPDATE data_stores SET sealed_secret = ?, key_id = ?"
+            " WHERE name = ? AND sealed_secret = ?",
+            new,
+            key_id,
+            name,
+            old,
+        )
+        if not changed:
+            raise KeyChanged(f"data store {name} changed meanwhile")
+    if int(tx.value("SELECT COUNT(*) FROM data_stores WHERE key_id <> ?", key_id)):
+        raise KeyChanged("a data store was added meanwhile")
+    for name, value in settings.items():
+        set_setting(tx, name, value)

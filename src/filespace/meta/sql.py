@@ -71,6 +71,15 @@ class SqlEngine(Engine):
     def set_setting(self, name: str, value: str) -> None:
         self._write(lambda tx: lifecycle.set_setting(tx, name, value))
 
+    def replace_key(
+        self,
+        old_check: str,
+        settings: dict[str, str],
+        secrets: Sequence[tuple[str, bytes, bytes]],
+        key_id: str,
+    ) -> None:
+        self._write(lambda tx: lifecycle.replace_key(tx, old_check, settings, secrets, key_id))
+
     def disable_connect(self) -> None:
         self._write(lifecycle.disable_connect)
 
