@@ -256,10 +256,7 @@ class Filesystem:
 
     def create_symlink(self, target: str, link_path: str) -> None:
         """Make a symbolic link at ``link_path`` pointing at ``target``."""
-        if not isinstance(target, str) or not target or "\x00" in target:
-            raise ValueError(f"invalid symlink target {target!r}")
-        if len(target.encode("utf-8", "surrogatepass")) > paths.MAX_PATH_BYTES:
-            raise ValueError(f"symlink target longer than {paths.MAX_PATH_BYTES} bytes")
+        paths.check_target(target)
         parent, name = self._resolver.parent(link_path)
         with engine_errors(path=link_path):
             self._engine.create(parent.id, name, "link", time.time_ns(), target=target)
@@ -356,9 +353,16 @@ class Filesystem:
             handle.write(data)
 
     def truncate(self, path: str, size: int) -> None:
-        """Cut or zero-extend a native file to ``size`` bytes."""
+        """Cut or zero-extend a native file to ``size`` bytes.
+
+        A size over ``MAX_FILE_SIZE`` (5 TiB) is ``OSError(EFBIG)``, as for a write.
+        """
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise ValueError(f"size must be a non-negative int, got {size!r}")
+        if size > paths.MAX_FILE_SIZE:  # as POSIX truncate(2) says it
+            raise OSError(
+                errno.EFBIG, f"a file holds at most {paths.MAX_FILE_SIZE} bytes (5 TiB)", path
+            )
         self._refuse_writing(self._resolver.walk(path, follow_last=True), path)
         with self.open(path, "r+b", buffering=0) as handle:
             handle.truncate(size)

@@ -223,4 +223,4 @@ def _probe(url: str, size: int | None) -> tuple[int, str]:
         found, etag = http.probe(url)
     except http.RangeError as exc:
         raise RuntimeError(f"cannot reach {without_query(url)}: {exc}") from None
-    return found, check.checksum(etag) if etag else ""
+    return check.size(found), check.checksum(etag) if etag else ""
