@@ -300,7 +300,7 @@ def test_objects_a_server_says_are_over_5_tib_are_not_linked(
 ) -> None:
     fsp, dump = space
     connect = fsp.connect
-    connect.add_data_store("huge", _config(huge_server))
+    connect.add_data_store("huge", _config(endpoint=huge_server))
     if hasattr(connect, "configure"):  # the URL policy: the server is on loopback
         connect.configure(allow_private_urls=True)
     before = dump()
@@ -331,3 +331,45 @@ def test_stream_io_still_reports_positions_past_the_limit(
         assert raw.seek(2**64) == 2**64
         assert raw.read(10) == b""
         assert raw.seek(0, io.SEEK_END) == 3
+
+
+# -- open's other arguments ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"mode": "w+b", "encoding": "utf-8"},
+        {"mode": "wb", "newline": ""},
+        {"mode": "w", "buffering": 0},
+        {"mode": "w", "buffering": "1"},
+        {"mode": "w", "encoding": "bogus"},
+        {"mode": "w", "encoding": "rot13"},
+        {"mode": "w", "encoding": "utf-8\x00"},
+        {"mode": "w", "errors": SURROGATE},
+        {"mode": "w", "errors": 5},
+        {"mode": "w", "newline": "x"},
+    ],
+)
+def test_open_checks_its_arguments_before_creating_or_truncating(
+    space: tuple[Filespace, Callable[[], object]], options: dict[str, object]
+) -> None:
+    fsp, dump = space
+    fsp.fs.write_file("/f", b"kept")
+    before = dump()
+    for path in ("/new", "/f"):
+        with pytest.raises((ValueError, TypeError)) as caught:
+            fsp.fs.open(path, **options)  # type: ignore[arg-type]
+        _not_raw(caught.value)
+    assert dump() == before
+    assert fsp.fs.read_file("/f") == b"kept"
+
+
+def test_open_takes_any_negative_buffering_as_the_default(
+    space: tuple[Filespace, Callable[[], object]],
+) -> None:
+    fsp, _ = space
+    with fsp.fs.open("/f", "wb", buffering=-5) as handle:
+        handle.write(b"data")
+    with fsp.fs.open("/f", "r", buffering=-2) as text:
+        assert text.read() == "data"

@@ -28,7 +28,7 @@ from filespace.io.external import (
     link_source,
     open_stream,
 )
-from filespace.io.streams import parse_mode, wrap
+from filespace.io.streams import check_options, parse_mode, wrap
 from filespace.meta.engine import Engine, NameTaken, NoSuchEntry, WouldCycle
 from filespace.meta.errors import MetaError, engine_errors, public_error
 from filespace.meta.records import ROOT_ID, EntryRecord
@@ -278,10 +278,15 @@ class Filesystem:
         errors: str | None = None,
         newline: str | None = None,
     ) -> IO[Any]:
-        """Open a file like Python's ``open``; external files only for reading."""
+        """Open a file like Python's ``open``; external files only for reading.
+
+        Every argument is checked before anything is created or truncated; an
+        unknown encoding is a ``ValueError`` (Python's ``open``: ``LookupError``).
+        """
         parsed = parse_mode(mode)
         if not parsed.binary and encoding is None:
             encoding = "utf-8"
+        buffering = check_options(parsed, buffering, encoding, errors, newline)
         entry = self._open_entry(path, parsed.creating, parsed.exclusive)
         if entry.is_dir:
             raise IsADirectoryError(errno.EISDIR, "is a directory", path)
