@@ -151,6 +151,7 @@ def test_lone_surrogates_are_value_errors(space: tuple[Filespace, Callable[[], o
     fsp, dump = space
     connect = fsp.connect
     fsp.fs.create_dir("/d")
+    connect.link_http_file("/h", "https://93.184.216.34/h", size=1)
     secret = "secret" + SURROGATE
     before = dump()
     attempts: list[Callable[[], object]] = [
@@ -166,6 +167,8 @@ def test_lone_surrogates_are_value_errors(space: tuple[Filespace, Callable[[], o
         lambda: connect.add_data_store("t" + SURROGATE, _config()),
         lambda: fsp.fs.create_symlink("target" + SURROGATE, "/d/link"),
         lambda: fsp.fs.create_dir("/d/" + SURROGATE),
+        lambda: connect.link_http_file("/u", "https://93.184.216.34/" + SURROGATE, size=1),
+        lambda: connect.update_http_file_url("/h", "https://h" + SURROGATE + "/", size=1),
     ]
     for attempt in attempts:
         with pytest.raises(ValueError) as caught:
@@ -373,3 +376,10 @@ def test_open_takes_any_negative_buffering_as_the_default(
         handle.write(b"data")
     with fsp.fs.open("/f", "r", buffering=-2) as text:
         assert text.read() == "data"
+
+
+def test_a_filespace_name_that_is_not_utf8_is_a_value_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="filespace name") as caught:
+        filespace.create(tmp_path / "space", name="x" + SURROGATE)
+    _not_raw(caught.value)
+    assert not (tmp_path / "space").exists()

@@ -142,6 +142,7 @@ def http_url(value: object) -> str:
         raise ValueError(f"invalid URL {value!r}: must be http:// or https:// with a host")
     if any(ord(ch) < 33 for ch in value):
         raise ValueError("a URL may not contain spaces or control characters")
+    utf8_text(value, "url")
     if parts.username or parts.password:
         raise ValueError("a URL may not carry a user name or password")
     return value
