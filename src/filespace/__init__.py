@@ -69,6 +69,7 @@ from filespace.io.cache import cache_root
 from filespace.keys import generate_key
 from filespace.locations import check_new_location
 from filespace.models import DirEntry, FilespaceSize, FilespaceStatistics
+from filespace.paths import MAX_FILE_SIZE
 from filespace.paths import normalize as normalize_path
 from filespace.redaction import public_location
 from filespace.shared import close_shared, open_shared
@@ -88,6 +89,7 @@ __all__ = [
     "DEFAULT_URL_EXPIRATION_MINUTES",
     "FIRST_CONNECT_FORMAT",
     "MAX_DATA_STORES",
+    "MAX_FILE_SIZE",
     "OLDEST_FORMAT",
     "ConnectInUseError",
     "ConnectManager",

@@ -28,7 +28,7 @@ from filespace.io.external import (
     link_source,
     open_stream,
 )
-from filespace.io.streams import parse_mode, wrap
+from filespace.io.streams import check_options, parse_mode, wrap
 from filespace.meta.engine import Engine, NameTaken, NoSuchEntry, WouldCycle
 from filespace.meta.errors import MetaError, engine_errors, public_error
 from filespace.meta.records import ROOT_ID, EntryRecord
@@ -256,10 +256,7 @@ class Filesystem:
 
     def create_symlink(self, target: str, link_path: str) -> None:
         """Make a symbolic link at ``link_path`` pointing at ``target``."""
-        if not isinstance(target, str) or not target or "\x00" in target:
-            raise ValueError(f"invalid symlink target {target!r}")
-        if len(target.encode("utf-8", "surrogatepass")) > paths.MAX_PATH_BYTES:
-            raise ValueError(f"symlink target longer than {paths.MAX_PATH_BYTES} bytes")
+        paths.check_target(target)
         parent, name = self._resolver.parent(link_path)
         with engine_errors(path=link_path):
             self._engine.create(parent.id, name, "link", time.time_ns(), target=target)
@@ -281,10 +278,15 @@ class Filesystem:
         errors: str | None = None,
         newline: str | None = None,
     ) -> IO[Any]:
-        """Open a file like Python's ``open``; external files only for reading."""
+        """Open a file like Python's ``open``; external files only for reading.
+
+        Every argument is checked before anything is created or truncated; an
+        unknown encoding is a ``ValueError`` (Python's ``open``: ``LookupError``).
+        """
         parsed = parse_mode(mode)
         if not parsed.binary and encoding is None:
             encoding = "utf-8"
+        buffering = check_options(parsed, buffering, encoding, errors, newline)
         entry = self._open_entry(path, parsed.creating, parsed.exclusive)
         if entry.is_dir:
             raise IsADirectoryError(errno.EISDIR, "is a directory", path)
@@ -356,9 +358,16 @@ class Filesystem:
             handle.write(data)
 
     def truncate(self, path: str, size: int) -> None:
-        """Cut or zero-extend a native file to ``size`` bytes."""
+        """Cut or zero-extend a native file to ``size`` bytes.
+
+        A size over ``MAX_FILE_SIZE`` (5 TiB) is ``OSError(EFBIG)``, as for a write.
+        """
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise ValueError(f"size must be a non-negative int, got {size!r}")
+        if size > paths.MAX_FILE_SIZE:  # as POSIX truncate(2) says it
+            raise OSError(
+                errno.EFBIG, f"a file holds at most {paths.MAX_FILE_SIZE} bytes (5 TiB)", path
+            )
         self._refuse_writing(self._resolver.walk(path, follow_last=True), path)
         with self.open(path, "r+b", buffering=0) as handle:
             handle.truncate(size)

@@ -20,6 +20,7 @@ from filespace.blocks import BlockStore
 from filespace.connect import validation as check
 from filespace.errors import NotAFilespaceError
 from filespace.meta import Engine, is_engine_url, open_engine
+from filespace.paths import utf8_text
 from filespace.redaction import public_location
 
 CONFIG_FILE = "filespace.json"
@@ -132,6 +133,7 @@ def check_data_url(data: str) -> str:
     usage = f"data must be file:///absolute/dir or s3://bucket/prefix, got {data!r}"
     if not isinstance(data, str):
         raise ValueError(usage)
+    utf8_text(data, "data")
     parts = urlsplit(data)
     if parts.query or parts.fragment or "\x00" in data:
         raise ValueError(usage)

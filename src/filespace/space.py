@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from filespace import keys
+from filespace import keys, paths
 from filespace.blocks import BlockStore, LocalBlockStore, open_block_store, s3settings
 from filespace.blocks.s3 import S3BlockStore, S3BlockStoreOptions
 from filespace.connect.manager import FIRST_CONNECT_FORMAT, ConnectManager
@@ -83,6 +83,7 @@ def create(
     text = as_text(location)
     if not isinstance(name, str) or not name.strip() or len(name) > 255 or "\x00" in name:
         raise ValueError(f"a filespace name must be 1-255 characters, got {name!r}")
+    paths.utf8_text(name, "filespace name")
     if format_version not in (OLDEST_FORMAT, CURRENT_FORMAT):
         raise ValueError(f"format_version must be {OLDEST_FORMAT} or {CURRENT_FORMAT}")
     if isinstance(block_size, bool) or not isinstance(block_size, int):

@@ -17,6 +17,10 @@ while the reads stay sequential, fetched by the process's one fetch pool),
 over ``StoredBlocks``, the file's stored blocks (committed or pending) as they
 were when the read began; any write drops that reader. A random read fetches just its range.
 
+A file holds at most ``MAX_FILE_SIZE`` bytes (5 TiB): a write or truncate
+past it fails whole with ``OSError(EFBIG)``, as a POSIX write past the file
+size limit does, and changes nothing.
+
 A sweep spares blocks younger than its grace period (an hour by default), so a
 writer must not keep stored blocks uncommitted for long: once its oldest
 uncommitted block is ``_MAX_UNCOMMITTED_S`` old, the next write commits.
@@ -36,11 +40,16 @@ from filespace.io.streams import PositionedRaw
 from filespace.meta.engine import Engine, NoSuchEntry
 from filespace.meta.records import BlockRecord
 from filespace.objects import http
+from filespace.paths import MAX_FILE_SIZE
 
 _DIRTY_LIMIT = 64 * 1024 * 1024
 _LARGE_WRITE = 256 * 1024  # a write this big into a new block allocates the block whole
 _MAX_UNCOMMITTED_S = 600.0  # well inside Filespace.sweep_blocks' default grace of an hour
 _NO_LIMIT = 1 << 62
+
+
+def _too_large(path: str) -> OSError:
+    return OSError(errno.EFBIG, f"a file holds at most {MAX_FILE_SIZE} bytes (5 TiB)", path)
 
 
 class StoredBlocks:
@@ -179,6 +188,8 @@ class NativeRawFile(PositionedRaw):
             source = memoryview(data).cast("B")
             if self._append:
                 self._pos = self._size
+            if len(source) and self._pos + len(source) > MAX_FILE_SIZE:
+                raise _too_large(self.name)
             done = 0
             try:
                 while done < len(source):
@@ -210,6 +221,8 @@ class NativeRawFile(PositionedRaw):
             size = self._pos if size is None else size
             if size < 0:
                 raise ValueError(f"negative size {size}")
+            if size > MAX_FILE_SIZE:
+                raise _too_large(self.name)
             self.resize(size)
             return size
 

@@ -22,6 +22,7 @@ from filespace.errors import DataStoreAccessError, DataStoreError, ObjectNotFoun
 from filespace.io.external import retire_urls
 from filespace.meta.records import LinkRecord, StoreRecord
 from filespace.objects.s3 import ObjectHead, S3AccessError, S3Client, S3Target
+from filespace.paths import MAX_FILE_SIZE
 
 if TYPE_CHECKING:
     from filespace.meta.engine import Engine
@@ -117,9 +118,12 @@ def target(store: StoreRecord) -> S3Target:
 
 
 def head_object(client: S3Client, key: str) -> ObjectHead:
-    """Size and ETag of ``key``; ``ObjectNotFoundError`` if missing, else ``DataStoreError``."""
+    """Size and ETag of ``key``; ``ObjectNotFoundError`` if missing, else ``DataStoreError``.
+
+    An object over ``MAX_FILE_SIZE`` cannot be a file: ``ValueError``.
+    """
     try:
-        return client.head(key)
+        found = client.head(key)
     except S3AccessError as exc:
         bucket = client.target.bucket
         if exc.kind == "not_found":
@@ -127,6 +131,11 @@ def head_object(client: S3Client, key: str) -> ObjectHead:
         raise DataStoreAccessError(
             f"cannot look up {key!r} in bucket {bucket!r}: {exc.status} ({exc})", exc.status
         ) from None
+    if found.size > MAX_FILE_SIZE:
+        raise ValueError(
+            f"object {key!r} claims {found.size} bytes, over the limit of {MAX_FILE_SIZE} (5 TiB)"
+        )
+    return found
 
 
 def verify(client: S3Client, access_key: str) -> None:

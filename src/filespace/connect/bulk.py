@@ -267,7 +267,7 @@ def _learn_sizes(
             found = head_object(client, key)
         except ObjectNotFoundError:
             return "object not found"
-        except DataStoreError as exc:
+        except (DataStoreError, ValueError) as exc:  # ValueError: over 5 TiB
             return str(exc)
         return found.size, found.etag
 

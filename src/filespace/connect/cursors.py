@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 
 _PREFIX = "c1."
+_BODY = re.compile(r"([0-9]{1,19}):([0-9]{1,19})")
+_MAX_ID = 2**63 - 1  # ids are signed 64-bit integers in every engine
 
 
 def encode(store_id: int, after: int) -> str:
@@ -29,9 +32,14 @@ def decode(cursor: str, store_id: int) -> int:
     body = cursor[len(_PREFIX) :]
     try:
         text = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode()
-        owner, after = (int(part) for part in text.split(":"))
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise ValueError("malformed cursor") from None
-    if owner != store_id or after < 0:
+    found = _BODY.fullmatch(text)
+    if found is None:
+        raise ValueError("malformed cursor")
+    owner, after = int(found[1]), int(found[2])
+    if after > _MAX_ID:
+        raise ValueError("malformed cursor")
+    if owner != store_id:
         raise ValueError("the cursor belongs to another data store")
     return after

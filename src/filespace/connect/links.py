@@ -238,7 +238,7 @@ def _probe(path: str, url: str, size: int | None, guard: Guard) -> tuple[int, st
         raise PrivateUrlError(blocked.host, blocked.address, blocked.reason, path) from None
     except http.RangeError as exc:
         raise RuntimeError(f"cannot reach {without_query(url)}: {exc}") from None
-    return found, strong_etag(etag)
+    return check.size(found), strong_etag(etag)
 
 
 def strong_etag(etag: str) -> str:

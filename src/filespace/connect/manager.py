@@ -223,7 +223,7 @@ class ConnectManager:
         """``(size, checksum)`` of an object of a data store, by one HeadObject; links nothing.
 
         A missing object raises ``ObjectNotFoundError``, any other refusal
-        ``DataStoreAccessError``.
+        ``DataStoreAccessError``; an object over 5 TiB ``ValueError``.
         """
         self._gate.require()
         return self._links.head(data_store_name, object_id)

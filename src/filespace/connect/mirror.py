@@ -47,6 +47,7 @@ SWEEP_BATCH = 5000
 MAX_PREFIX_BYTES = 1024
 
 FILE_AND_PREFIX = "both a file and a directory prefix"
+TOO_LARGE = "larger than 5 TiB"
 
 _Row = MirrorRow
 _T = TypeVar("_T")
@@ -68,7 +69,7 @@ def mirror(
     """Mirror ``prefix`` of ``store`` into ``dest_dir``; see ``ConnectManager.mirror``."""
     if not isinstance(prefix, str):
         raise ValueError("prefix must be a string")
-    if "\x00" in prefix or len(prefix.encode("utf-8", "surrogatepass")) > MAX_PREFIX_BYTES:
+    if "\x00" in prefix or len(paths.utf8_text(prefix, "prefix")) > MAX_PREFIX_BYTES:
         raise ValueError(f"prefix must be at most {MAX_PREFIX_BYTES} bytes of text without NUL")
     dest = paths.normalize(dest_dir)
     for name, flag in (("strip_prefix", strip_prefix), ("delete", delete), ("dry_run", dry_run)):
@@ -217,6 +218,9 @@ class _Planner:
             if summary.size == 0:
                 return None  # a directory marker: not an object to link, silently skipped
             self._skip(summary, "empty name")
+            return None
+        if summary.size > paths.MAX_FILE_SIZE:
+            self._skip(summary, TOO_LARGE)
             return None
         rel = key[self._strip :]
         reason = _path_problem(rel, self._room)

@@ -8,6 +8,7 @@ import re
 from urllib.parse import urlsplit
 
 from filespace.connect.models import S3DataStoreConfig
+from filespace.paths import MAX_FILE_SIZE, utf8_text
 from filespace.redaction import without_query
 
 MAX_DATA_STORES = 1000
@@ -63,6 +64,10 @@ def endpoint(value: object) -> str:
         raise ValueError("endpoint must be a string")
     if value == "":
         return value
+    # urlsplit drops tabs and newlines silently; the S3 client would not.
+    if any(ord(ch) <= 32 or ord(ch) == 127 for ch in value):
+        raise ValueError(f"invalid endpoint {value!r}: no spaces or control characters")
+    utf8_text(value, "endpoint")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"invalid endpoint {value!r}: must start with http:// or https://")
@@ -92,26 +97,27 @@ def credential(value: object, what: str) -> str:
         raise ValueError(f"{what} must be a non-empty string")
     if any(ch.isspace() or ord(ch) < 32 for ch in value):
         raise ValueError(f"{what} may not contain whitespace or control characters")
+    utf8_text(value, what, secret=True)
     return value
 
 
 def object_key(key: object) -> str:
-    """An S3 object key: 1-1024 bytes of UTF-8."""
+    """An S3 object key: 1-1024 bytes of UTF-8 without NUL (no engine can store it)."""
     if not isinstance(key, str) or not key:
         raise ValueError("object_id must be a non-empty string")
-    try:
-        size = len(key.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise ValueError(f"object_id is not valid UTF-8: {key!r}") from None
-    if size > MAX_OBJECT_KEY_BYTES:
+    if "\x00" in key:
+        raise ValueError(f"object_id may not contain NUL: {key!r}")
+    if len(utf8_text(key, "object_id")) > MAX_OBJECT_KEY_BYTES:
         raise ValueError(f"object_id longer than {MAX_OBJECT_KEY_BYTES} bytes")
     return key
 
 
 def size(value: object) -> int:
-    """A byte size: a non-negative int."""
+    """A byte size: an int from 0 to ``MAX_FILE_SIZE`` (5 TiB, S3's object limit)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"size must be a non-negative int, got {value!r}")
+    if value > MAX_FILE_SIZE:
+        raise ValueError(f"size {value} is over the limit of {MAX_FILE_SIZE} bytes (5 TiB)")
     return value
 
 
@@ -124,6 +130,7 @@ def checksum(value: object) -> str:
         text = text[1:-1]
     if '"' in text or any(ord(ch) < 32 for ch in text) or len(text) > 256:
         raise ValueError(f"invalid checksum {value!r}")
+    utf8_text(text, "checksum")
     return text
 
 

@@ -104,6 +104,35 @@ def parse_mode(mode: str) -> Mode:
     )
 
 
+def check_options(
+    mode: Mode,
+    buffering: object,
+    encoding: object,
+    errors: object,
+    newline: object,
+) -> int:
+    """Check ``open``'s other arguments against ``mode`` before any file is touched.
+
+    Returns the buffering to use (any negative value means the default, as in
+    Python's ``open``). Raises what Python's ``open`` raises, except that an
+    unknown encoding, which Python reports as ``LookupError``, is a ``ValueError``
+    here, like text that is not UTF-8.
+    """
+    if isinstance(buffering, bool) or not isinstance(buffering, int):
+        raise TypeError(f"buffering must be an int, not {type(buffering).__name__}")
+    if mode.binary:
+        if encoding is not None or errors is not None or newline is not None:
+            raise ValueError("binary mode doesn't take an encoding, errors or newline argument")
+    elif buffering == 0:
+        raise ValueError("can't have unbuffered text I/O")
+    else:
+        try:  # the checks TextIOWrapper makes, on a stream that is not the file
+            io.TextIOWrapper(io.BytesIO(), encoding, errors, newline)  # type: ignore[arg-type]
+        except (LookupError, UnicodeError) as exc:
+            raise ValueError(f"invalid encoding or errors for a text file: {exc}") from None
+    return -1 if buffering < 0 else buffering
+
+
 def wrap(
     raw: io.RawIOBase,
     mode: Mode,
