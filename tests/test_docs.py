@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -145,3 +146,14 @@ def test_output_is_compared_without_what_varies_between_runs() -> None:
     page = "created 'a' (id 00000000-0000-0000-0000-000000000000) at  http://127.0.0.1:8333"
     assert docblocks.normalise(shown) == docblocks.normalise(page)
     assert docblocks.normalise("3 added") != docblocks.normalise("4 added")
+
+
+def test_the_benchmark_summary_runs_the_recorded_commands() -> None:
+    """The summary's commands are the ones the history measured with, and their scripts exist."""
+    summary = (ROOT / "docs" / "benchmarks.md").read_text()
+    history = (ROOT / "docs" / "benchmarks-history.md").read_text()
+    (commands,) = [b.text for b in docblocks.blocks(summary) if b.lang == "sh"]
+    for line in commands.splitlines():
+        assert line in history, line
+        for script in re.findall(r"benchmarks/(\w+\.py)", line):
+            assert (ROOT / "benchmarks" / script).is_file(), script
