@@ -275,3 +275,26 @@ def test_progress_only_on_a_terminal(plain_cli: Cli, tmp_path: Path) -> None:
     piped_get = plain_cli.ok("get", "/large.bin", str(tmp_path / "copy2.bin"))
     assert piped_get.err == ""
     assert "get /large.bin" not in piped_get.out
+
+
+def test_a_mistyped_path_gets_did_you_mean(tmp_path: Path) -> None:
+    """Each missing name is matched against its directory; no close name, no guess."""
+    cli = new_cli(tmp_path / "home")
+    cli.ok("init", str(cli.location), "--name", "typos")
+    write(cli, "/data/2024/weather.csv", b"date,temp\n")
+
+    def error(*args: str) -> str:
+        return cli.fails(*args).err.strip()
+
+    assert error("cat", "/dta/2024/weather.csv") == (
+        "error: /dta/2024/weather.csv: no such file or directory"
+        " (did you mean /data/2024/weather.csv?)"
+    )
+    assert error("cat", "/data/2024/wether.csv").endswith("(did you mean /data/2024/weather.csv?)")
+    assert error("ls", "/dat").endswith("(did you mean /data?)")
+    # A path to create: its missing directory is corrected, the new name kept.
+    assert error("mkdir", "/dta/new").endswith("(did you mean /data/new?)")
+    assert error("mkdir", "/dta/other/new").endswith("parent directory does not exist")
+    assert error("put", "-", "/dta/new.csv", "--dry-run").endswith("(did you mean /data?)")
+    assert error("cat", "/nothing/near").endswith("no such file or directory")
+    assert error("cat", "/data/2024/zzz.csv").endswith("no such file or directory")

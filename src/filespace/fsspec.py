@@ -1,6 +1,6 @@
 """``filespace://`` for fsspec, so pandas, PyArrow and Dask read and write a filespace.
 
-::
+For example:
 
     import pandas as pd
 
@@ -14,7 +14,7 @@ creates its missing parent directories, as object stores behave; default on).
 ``filespace:///a/b`` and ``filespace://a/b`` both name ``/a/b``.
 
 The class is thin: fsspec's primitives map onto ``fsp.fs``, whose errors are
-already the built-in ``OSError`` subclasses fsspec expects. Reading returns an
+already the built-in ``OSError`` subclasses fsspec expects. Reading returns
 the stream ``fsp.fs.open`` gives (an ``io.BufferedReader``; for an external
 file one that passes each read's size down to its prefetcher) with fsspec's
 ``size`` and ``path`` set on it; writing returns the stream ``fsp.fs.open``

@@ -49,7 +49,7 @@ _STATFS_FILES = 1 << 32
 
 # The kernel reads ahead 128 KiB on a FUSE mount by default, so a sequential
 # reader costs one FUSE call per 128 KiB; at 1 MiB the calls are 1 MiB each
-# (a native 20 MiB file: 1015-1212 vs 672-868 MiB/s, docs/benchmarks.md).
+# (a native 20 MiB file: 1015-1212 vs 672-868 MiB/s, docs/benchmarks-history.md).
 # Raised once mounted, if allowed.
 _KERNEL_READAHEAD_KB = 1024
 _MOUNT_WAIT_S = 30.0

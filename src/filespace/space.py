@@ -284,7 +284,11 @@ def upgrade(location: str | os.PathLike[str]) -> int:
 
 
 class Filespace:
-    """An open filespace: ``fs`` for the tree, ``connect`` for external files."""
+    """An open filespace: ``fs`` for the tree, ``connect`` for external files.
+
+    Made by ``create`` and ``open``, not constructed directly. A ``with``
+    block closes it.
+    """
 
     def __init__(
         self,
@@ -300,7 +304,9 @@ class Filespace:
         self._location = public_location(location)  # the only form kept: it is shown
         self._key = key
         self.id: str = settings["filespace_id"]
+        """The filespace's stable id (a UUID): the same for every client."""
         self.name: str = settings["name"]
+        """The name given at ``create``."""
         self.cache_dir = cache_dir
         self.cache_size_mb = cache_size_mb
         self._data_url = resolve_data_url(engine.url, settings["data_url"])
@@ -308,6 +314,7 @@ class Filespace:
         self._sealer_cache: Sealer | None = None
         self._closed = False
         self.connect = ConnectManager(engine, self._sealer, location=self._location)
+        """Data stores and external links (Connect)."""
         from filespace.io.cache import BlockCache
 
         self.fs = Filesystem(
@@ -317,6 +324,7 @@ class Filespace:
             self.connect.url_provider,
             cache=BlockCache.for_filespace(self.id, cache_dir, cache_size_mb),
         )
+        """The file tree: directories, files, links and their data."""
 
     def __repr__(self) -> str:
         return f"Filespace(name={self.name!r}, id={self.id!r}, location={self._location!r})"

