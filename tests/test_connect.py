@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -223,6 +225,60 @@ def test_list_external_files_paging(connected: Filespace) -> None:
     assert connect.count_external_files("store") == 25
     default = connect.list_external_files("store")
     assert len(default.file_paths) == 25 and not default.has_more
+
+
+@pytest.mark.parametrize(("count", "limit"), [(20, 10), (3, 1), (5, 5), (0, 4)])
+def test_list_external_files_exact_multiples_of_the_limit(
+    connected: Filespace, count: int, limit: int
+) -> None:
+    # The last page says there is no more, even when it is full: no empty
+    # page after it, and every link exactly once.
+    connect = connected.connect
+    for index in range(count):
+        connect.link_file(f"/f{index:02d}", "store", f"k{index}", size=1, checksum="e")
+    pages: list[list[str]] = []
+    cursor = ""
+    while True:
+        page = connect.list_external_files("store", limit=limit, cursor=cursor)
+        pages.append(page.file_paths)
+        if not page.has_more:
+            assert page.cursor == ""
+            break
+        assert page.cursor != cursor
+        cursor = page.cursor
+    assert [len(paths) for paths in pages] == ([limit] * (count // limit) if count else [0])
+    assert sorted(path for paths in pages for path in paths) == [
+        f"/f{index:02d}" for index in range(count)
+    ]
+
+
+def test_racing_links_to_one_path(connected: Filespace, s3_server: SeaweedS3) -> None:
+    # Threads on one filespace and on another open of it link the same path
+    # at once: exactly one wins, every other gets LinkExistsError, counters exact.
+    threads = 6
+    with filespace.open(connected.location) as other:
+        spaces = [connected, other]
+        start = threading.Barrier(threads)
+
+        def link(index: int) -> str:
+            space = spaces[index % 2]
+            start.wait()
+            try:
+                space.connect.link_file("/contested", "store", f"k{index}", 100 + index, "e")
+            except filespace.LinkExistsError as exc:
+                return f"exists {exc.errno} {exc.filename}"
+            return f"won k{index}"
+
+        with ThreadPoolExecutor(threads) as pool:
+            results = list(pool.map(link, range(threads)))
+    assert sorted(results)[:-1] == [f"exists {errno.EEXIST} /contested"] * (threads - 1)
+    winner = results[[r.startswith("won") for r in results].index(True)].split()[1]
+    assert connected.connect.get_external_file("/contested").object_id == winner
+    assert connected.connect.count_external_files("store") == 1
+    stats = connected.fs.get_statistics()
+    assert stats.external_files_count == 1
+    assert stats.external_files_size == 100 + int(winner[1:])
+    assert connected.fs.get_entry("/contested").size == 100 + int(winner[1:])
 
 
 def test_list_external_files_bad_input(connected: Filespace) -> None:
