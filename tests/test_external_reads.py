@@ -84,13 +84,13 @@ def test_changed_object_is_stale_never_wrong_bytes(
     handle = fsp.fs.open("/blob.bin", "rb", buffering=0)
     assert handle.read(4) == data[:4]
     s3_admin.put_object(Bucket=bucket, Key="blob.bin", Body=os.urandom(len(data)))  # same size
-    with pytest.raises(OSError) as info:
+    with pytest.raises(filespace.StaleFileError) as info:
         handle.read(4)
     assert info.value.errno == errno.ESTALE
     assert isinstance(info.value, filespace.StaleFileError)
     assert "/blob.bin" in str(info.value)
     handle.close()
-    with pytest.raises(OSError) as again:
+    with pytest.raises(filespace.StaleFileError) as again:
         fsp.fs.read_file("/blob.bin")
     assert again.value.errno == errno.ESTALE
 
@@ -100,7 +100,7 @@ def test_deleted_object_is_stale(
 ) -> None:
     fsp, _ = linked
     s3_admin.delete_object(Bucket=bucket, Key="blob.bin")
-    with pytest.raises(OSError) as info:
+    with pytest.raises(filespace.StaleFileError) as info:
         fsp.fs.read_file("/blob.bin")
     assert info.value.errno == errno.ESTALE
 
@@ -110,8 +110,8 @@ def test_rekey_switches_reads_to_new_identity(
 ) -> None:
     fsp, data = linked
     noaccess, reader = s3_server.noaccess, s3_server.reader
-    fsp.connect.rekey_data_store("store", noaccess)
-    with pytest.raises(OSError) as denied:
+    fsp.connect.rekey_data_store("store", S3Credentials(noaccess.access_key, noaccess.secret_key))
+    with pytest.raises(filespace.ExternalReadError) as denied:
         fsp.fs.read_file("/blob.bin")
     assert denied.value.errno == errno.EIO
     assert noaccess.secret_key not in str(denied.value)
@@ -134,7 +134,7 @@ def test_rekey_retires_the_urls_open_handles_hold(
             assert handle.read(10) == data[:10]
         fsp.connect.rekey_data_store("store", noaccess)
         for handle in handles:
-            with pytest.raises(OSError) as denied:
+            with pytest.raises(filespace.ExternalReadError) as denied:
                 handle.read(10)
             assert denied.value.errno == errno.EIO
             handle.close()
@@ -153,7 +153,7 @@ def test_a_handle_opened_before_a_rekey_reads_with_the_new_credentials(
             assert handle.read(10) == data[:10]
             fsp.connect.rekey_data_store("store", noaccess)
             handle.seek(2_000_000)
-            with pytest.raises(OSError) as denied:
+            with pytest.raises(filespace.ExternalReadError) as denied:
                 handle.read(10)
             assert denied.value.errno == errno.EIO
             fsp.connect.rekey_data_store("store", reader)
@@ -173,7 +173,7 @@ def test_rekey_by_another_client_is_picked_up(
             "store", S3Credentials(noaccess.access_key, noaccess.secret_key)
         )
     # The first client's next read uses the rotated credentials, not its cached URL.
-    with pytest.raises(OSError) as denied:
+    with pytest.raises(filespace.ExternalReadError) as denied:
         fsp.fs.read_file("/blob.bin")
     assert denied.value.errno == errno.EIO
 
@@ -207,7 +207,7 @@ def test_unreachable_endpoint_is_eio(
         "down", store_config(s3_server, bucket, endpoint="http://127.0.0.1:9")
     )
     connected.connect.link_file("/down", "down", "k", size=10, checksum="e")
-    with pytest.raises(OSError) as info:
+    with pytest.raises(filespace.ExternalReadError) as info:
         connected.fs.read_file("/down")
     assert info.value.errno == errno.EIO
     assert "/down" in str(info.value)

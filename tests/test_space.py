@@ -134,7 +134,7 @@ def test_key_formats() -> None:
     assert keys.parse_key(raw.hex()) == raw
     assert keys.parse_key(base64.urlsafe_b64encode(raw).decode().rstrip("=")) == raw
     for bad in ("", "zz" * 32, "abc", b"short"):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="32 bytes"):
             keys.parse_key(bad)
 
 
