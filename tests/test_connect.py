@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -41,31 +43,40 @@ def test_duplicate_store_is_runtime_error(
         connected.connect.add_data_store("store", store_config(s3_server, bucket))
 
 
+BUCKET_CHARS = "3-63 characters of a-z 0-9"
+NOT_HTTP = "must start with http:// or https://"
+
+
 @pytest.mark.parametrize(
-    ("name", "overrides"),
+    ("name", "overrides", "message"),
     [
-        ("", {}),
-        ("bad name", {}),
-        ("x" * 65, {}),
-        ("ok", {"bucket_name": "ab"}),
-        ("ok", {"bucket_name": "Upper-Case"}),
-        ("ok", {"bucket_name": "192.168.1.1"}),
-        ("ok", {"bucket_name": "a..b"}),
-        ("ok", {"endpoint": "ftp://host"}),
-        ("ok", {"endpoint": "localhost:9000"}),
-        ("ok", {"endpoint": "http://user:pw@host"}),
-        ("ok", {"url_expiration_minutes": 0}),
-        ("ok", {"url_expiration_minutes": 10081}),
-        ("ok", {"access_key": ""}),
-        ("ok", {"secret_key": ""}),
-        ("ok", {"region": ""}),
-        ("ok", {"use_virtual_addressing": "yes"}),
+        ("", {}, "a data store name must be a non-empty string"),
+        ("bad name", {}, "invalid data store name 'bad name'"),
+        ("x" * 65, {}, "invalid data store name 'x{65}'"),
+        ("ok", {"bucket_name": "ab"}, BUCKET_CHARS),
+        ("ok", {"bucket_name": "Upper-Case"}, BUCKET_CHARS),
+        ("ok", {"bucket_name": "192.168.1.1"}, "may not look like an IP address"),
+        ("ok", {"bucket_name": "a..b"}, "no '\\.\\.', '\\.-' or '-\\.'"),
+        ("ok", {"endpoint": "ftp://host"}, NOT_HTTP),
+        ("ok", {"endpoint": "localhost:9000"}, NOT_HTTP),
+        ("ok", {"endpoint": "http://user:pw@host"}, "no credentials, query or fragment"),
+        ("ok", {"url_expiration_minutes": 0}, "url_expiration_minutes must be 1..10080, got 0"),
+        ("ok", {"url_expiration_minutes": 10081}, "must be 1..10080, got 10081"),
+        ("ok", {"access_key": ""}, "access_key must be a non-empty string"),
+        ("ok", {"secret_key": ""}, "secret_key must be a non-empty string"),
+        ("ok", {"region": ""}, "invalid region ''"),
+        ("ok", {"use_virtual_addressing": "yes"}, "use_virtual_addressing must be a bool"),
     ],
 )
 def test_invalid_store_input(
-    connected: Filespace, s3_server: SeaweedS3, bucket: str, name: str, overrides: dict[str, Any]
+    connected: Filespace,
+    s3_server: SeaweedS3,
+    bucket: str,
+    name: str,
+    overrides: dict[str, Any],
+    message: str,
 ) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=message):
         connected.connect.add_data_store(name, store_config(s3_server, bucket, **overrides))
     assert [s.name for s in connected.connect.list_data_stores()] == ["store"]
 
@@ -114,13 +125,13 @@ def test_link_file_errors(connected: Filespace, s3_admin: Any, bucket: str) -> N
         connect.link_file("/a", "store", "k", size=3)
     with pytest.raises(ValueError, match="both"):
         connect.link_file("/a", "store", "k", checksum="abc")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="size must be a non-negative int, got -1"):
         connect.link_file("/a", "store", "k", size=-1, checksum="x")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="object_id must be a non-empty string"):
         connect.link_file("/a", "store", "")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must be absolute"):
         connect.link_file("rel", "store", "k")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"invalid name '\.\.'"):
         connect.link_file("/a/../b", "store", "k")
     with pytest.raises(RuntimeError, match="no data store"):
         connect.link_file("/a", "nostore", "k")
@@ -225,6 +236,60 @@ def test_list_external_files_paging(connected: Filespace) -> None:
     assert len(default.file_paths) == 25 and not default.has_more
 
 
+@pytest.mark.parametrize(("count", "limit"), [(20, 10), (3, 1), (5, 5), (0, 4)])
+def test_list_external_files_exact_multiples_of_the_limit(
+    connected: Filespace, count: int, limit: int
+) -> None:
+    # The last page says there is no more, even when it is full: no empty
+    # page after it, and every link exactly once.
+    connect = connected.connect
+    for index in range(count):
+        connect.link_file(f"/f{index:02d}", "store", f"k{index}", size=1, checksum="e")
+    pages: list[list[str]] = []
+    cursor = ""
+    while True:
+        page = connect.list_external_files("store", limit=limit, cursor=cursor)
+        pages.append(page.file_paths)
+        if not page.has_more:
+            assert page.cursor == ""
+            break
+        assert page.cursor != cursor
+        cursor = page.cursor
+    assert [len(paths) for paths in pages] == ([limit] * (count // limit) if count else [0])
+    assert sorted(path for paths in pages for path in paths) == [
+        f"/f{index:02d}" for index in range(count)
+    ]
+
+
+def test_racing_links_to_one_path(connected: Filespace, s3_server: SeaweedS3) -> None:
+    # Threads on one filespace and on another open of it link the same path
+    # at once: exactly one wins, every other gets LinkExistsError, counters exact.
+    threads = 6
+    with filespace.open(connected.location) as other:
+        spaces = [connected, other]
+        start = threading.Barrier(threads)
+
+        def link(index: int) -> str:
+            space = spaces[index % 2]
+            start.wait()
+            try:
+                space.connect.link_file("/contested", "store", f"k{index}", 100 + index, "e")
+            except filespace.LinkExistsError as exc:
+                return f"exists {exc.errno} {exc.filename}"
+            return f"won k{index}"
+
+        with ThreadPoolExecutor(threads) as pool:
+            results = list(pool.map(link, range(threads)))
+    assert sorted(results)[:-1] == [f"exists {errno.EEXIST} /contested"] * (threads - 1)
+    winner = results[[r.startswith("won") for r in results].index(True)].split()[1]
+    assert connected.connect.get_external_file("/contested").object_id == winner
+    assert connected.connect.count_external_files("store") == 1
+    stats = connected.fs.get_statistics()
+    assert stats.external_files_count == 1
+    assert stats.external_files_size == 100 + int(winner[1:])
+    assert connected.fs.get_entry("/contested").size == 100 + int(winner[1:])
+
+
 def test_list_external_files_bad_input(connected: Filespace) -> None:
     connect = connected.connect
     for limit in (0, 1001, -1, True):
@@ -242,13 +307,13 @@ def test_list_external_files_bad_input(connected: Filespace) -> None:
 def test_rekey_validation_and_state(connected: Filespace, s3_server: SeaweedS3) -> None:
     connect = connected.connect
     spare = s3_server.spare
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="new credentials are required"):
         connect.rekey_data_store("store")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="new secret key must be a non-empty string"):
         connect.rekey_data_store("store", new_access_key=spare.access_key)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="new access key must be a non-empty string"):
         connect.rekey_data_store("store", new_access_key="", new_secret_key="x")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not both"):
         connect.rekey_data_store(
             "store",
             S3Credentials(spare.access_key, spare.secret_key),
@@ -334,9 +399,9 @@ def test_http_links(connected: Filespace, s3_server: SeaweedS3, s3_admin: Any, b
     assert connected.fs.read_file("/web") == b"second version!!"
     connect.link_http_file("/sized", url, size=16)
     assert connected.fs.read_file("/sized") == b"served over http"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="size must be a non-negative int, got -1"):
         connect.link_http_file("/neg", url, size=-1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must be http:// or https:// with a host"):
         connect.link_http_file("/bad", "ftp://x/y")
     with pytest.raises(FileExistsError):
         connect.link_http_file("/web", url)
@@ -422,7 +487,7 @@ def test_data_store_without_secret(
         assert (info.name, info.bucket_name, info.endpoint) == ("store", bucket, full.endpoint)
         with pytest.raises(filespace.DataStoreNotFoundError, match="no data store named 'nope'"):
             fsp.connect.data_store("nope")
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="invalid data store name 'bad name'"):
             fsp.connect.data_store("bad name")
     monkeypatch.delenv("FILESPACE_KEY", raising=False)
     with filespace.open(tmp_path / "s") as fsp:  # no key at hand: the secret cannot be opened
@@ -479,7 +544,7 @@ def test_head_object(connected: Filespace, s3_admin: Any, bucket: str) -> None:
         connected.connect.head_object("store", "missing")
     with pytest.raises(filespace.DataStoreNotFoundError):
         connected.connect.head_object("nope", "h")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="object_id must be a non-empty string"):
         connected.connect.head_object("store", "")
 
 
@@ -494,13 +559,16 @@ def test_public_validation_helpers() -> None:
     assert config.endpoint == "http://h:1"
     assert config.url_expiration_minutes == filespace.DEFAULT_URL_EXPIRATION_MINUTES
     assert filespace.MAX_DATA_STORES == 1000
-    for bad in (
-        lambda: filespace.validate_store_name("bad name"),
-        lambda: filespace.validate_http_url("ftp://h"),
-        lambda: filespace.validate_object_key(""),
-        lambda: filespace.validate_data_store_config("not a config"),
+    for bad, message in (
+        (lambda: filespace.validate_store_name("bad name"), "invalid data store name"),
+        (lambda: filespace.validate_http_url("ftp://h"), "must be http:// or https://"),
+        (lambda: filespace.validate_object_key(""), "object_id must be a non-empty string"),
+        (
+            lambda: filespace.validate_data_store_config("not a config"),
+            "config must be an S3DataStoreConfig",
+        ),
     ):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=message):
             bad()
 
 

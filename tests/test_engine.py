@@ -151,7 +151,7 @@ def _all_at_once(count: int, work: Callable[[int], object]) -> list[object]:
         barrier.wait()
         try:
             results[index] = work(index)
-        except Exception as exc:  # handed back to the test to assert on
+        except Exception as exc:  # noqa: BLE001 - handed back to the test to assert on
             results[index] = exc
 
     threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
@@ -539,7 +539,7 @@ def test_collisions_are_retried_up_to_the_cap(engine: Engine) -> None:
         calls.append(1)
         raise ValueError("not a passing failure")
 
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not a passing failure"):
         run(engine.dialect, fails, write=True, policy=policy)
     assert calls == [1]
 

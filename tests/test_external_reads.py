@@ -57,10 +57,22 @@ def test_external_files_are_read_only(linked: tuple[Filespace, bytes]) -> None:
     with pytest.raises(PermissionError) as write:
         fsp.fs.write_file("/blob.bin", b"x")
     assert write.value.errno == errno.EROFS
-    with pytest.raises(PermissionError):
+    with pytest.raises(filespace.ReadOnlyFileError) as truncate:
         fsp.fs.truncate("/blob.bin", 0)
-    with fsp.fs.open("/blob.bin", "rb", buffering=0) as raw, pytest.raises(PermissionError):
-        raw.write(b"x")
+    assert truncate.value.errno == errno.EROFS and truncate.value.filename == "/blob.bin"
+    with fsp.fs.open("/blob.bin", "rb") as buffered:
+        assert not buffered.writable()
+        with pytest.raises(io.UnsupportedOperation, match="truncate"):  # as for any "rb" file
+            buffered.truncate(0)
+    with fsp.fs.open("/blob.bin", "rb", buffering=0) as raw:
+        with pytest.raises(filespace.ReadOnlyFileError) as raw_write:
+            raw.write(b"x")
+        assert raw_write.value.errno == errno.EROFS
+        with pytest.raises(filespace.ReadOnlyFileError) as raw_truncate:
+            raw.truncate(0)
+        assert raw_truncate.value.errno == errno.EROFS
+    assert fsp.fs.read_file("/blob.bin") == data  # nothing changed
+    assert fsp.fs.get_entry("/blob.bin").size == len(data)
     fsp.fs.move("/blob.bin", "/renamed.bin")  # moving renames the link
     assert fsp.fs.read_file("/renamed.bin") == data
 
@@ -72,13 +84,13 @@ def test_changed_object_is_stale_never_wrong_bytes(
     handle = fsp.fs.open("/blob.bin", "rb", buffering=0)
     assert handle.read(4) == data[:4]
     s3_admin.put_object(Bucket=bucket, Key="blob.bin", Body=os.urandom(len(data)))  # same size
-    with pytest.raises(OSError) as info:
+    with pytest.raises(filespace.StaleFileError) as info:
         handle.read(4)
     assert info.value.errno == errno.ESTALE
     assert isinstance(info.value, filespace.StaleFileError)
     assert "/blob.bin" in str(info.value)
     handle.close()
-    with pytest.raises(OSError) as again:
+    with pytest.raises(filespace.StaleFileError) as again:
         fsp.fs.read_file("/blob.bin")
     assert again.value.errno == errno.ESTALE
 
@@ -88,7 +100,7 @@ def test_deleted_object_is_stale(
 ) -> None:
     fsp, _ = linked
     s3_admin.delete_object(Bucket=bucket, Key="blob.bin")
-    with pytest.raises(OSError) as info:
+    with pytest.raises(filespace.StaleFileError) as info:
         fsp.fs.read_file("/blob.bin")
     assert info.value.errno == errno.ESTALE
 
@@ -99,7 +111,7 @@ def test_rekey_switches_reads_to_new_identity(
     fsp, data = linked
     noaccess, reader = s3_server.noaccess, s3_server.reader
     fsp.connect.rekey_data_store("store", S3Credentials(noaccess.access_key, noaccess.secret_key))
-    with pytest.raises(OSError) as denied:
+    with pytest.raises(filespace.ExternalReadError) as denied:
         fsp.fs.read_file("/blob.bin")
     assert denied.value.errno == errno.EIO
     assert noaccess.secret_key not in str(denied.value)
@@ -122,10 +134,31 @@ def test_rekey_retires_the_urls_open_handles_hold(
             assert handle.read(10) == data[:10]
         fsp.connect.rekey_data_store("store", noaccess)
         for handle in handles:
-            with pytest.raises(OSError) as denied:
+            with pytest.raises(filespace.ExternalReadError) as denied:
                 handle.read(10)
             assert denied.value.errno == errno.EIO
             handle.close()
+
+
+def test_a_handle_opened_before_a_rekey_reads_with_the_new_credentials(
+    linked: tuple[Filespace, bytes], s3_server: SeaweedS3
+) -> None:
+    # Signed with the old credentials, the handle's URL must not be sent again;
+    # the next read signs with the new ones, whichever way they go.
+    fsp, data = linked
+    noaccess = S3Credentials(s3_server.noaccess.access_key, s3_server.noaccess.secret_key)
+    reader = S3Credentials(s3_server.reader.access_key, s3_server.reader.secret_key)
+    for buffering in (0, -1):
+        with fsp.fs.open("/blob.bin", "rb", buffering=buffering) as handle:
+            assert handle.read(10) == data[:10]
+            fsp.connect.rekey_data_store("store", noaccess)
+            handle.seek(2_000_000)
+            with pytest.raises(filespace.ExternalReadError) as denied:
+                handle.read(10)
+            assert denied.value.errno == errno.EIO
+            fsp.connect.rekey_data_store("store", reader)
+            handle.seek(3_000_000)
+            assert handle.read(10) == data[3_000_000:3_000_010]
 
 
 def test_rekey_by_another_client_is_picked_up(
@@ -140,7 +173,7 @@ def test_rekey_by_another_client_is_picked_up(
             "store", S3Credentials(noaccess.access_key, noaccess.secret_key)
         )
     # The first client's next read uses the rotated credentials, not its cached URL.
-    with pytest.raises(OSError) as denied:
+    with pytest.raises(filespace.ExternalReadError) as denied:
         fsp.fs.read_file("/blob.bin")
     assert denied.value.errno == errno.EIO
 
@@ -174,7 +207,7 @@ def test_unreachable_endpoint_is_eio(
         "down", store_config(s3_server, bucket, endpoint="http://127.0.0.1:9")
     )
     connected.connect.link_file("/down", "down", "k", size=10, checksum="e")
-    with pytest.raises(OSError) as info:
+    with pytest.raises(filespace.ExternalReadError) as info:
         connected.fs.read_file("/down")
     assert info.value.errno == errno.EIO
     assert "/down" in str(info.value)

@@ -105,7 +105,7 @@ def test_a_forked_child_reads_external_and_native_files(
                 code = 1
                 try:
                     code = _child(location, key, external, native, stored)
-                except BaseException:  # reported here; the exit code says it to the parent
+                except BaseException:  # noqa: BLE001 - reported here; the exit code tells the parent
                     traceback.print_exc()
                 finally:
                     os._exit(code)

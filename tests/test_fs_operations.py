@@ -107,7 +107,7 @@ def test_delete_dir_counts_what_goes_and_dry_run_keeps_it(fsp: Filespace) -> Non
     fs.write_file("/d/g", b"y")
     assert fs.delete_dir("/d", recursive=True, dry_run=True) == 3
     assert fs.exists("/d/e/f")
-    with pytest.raises(OSError) as raised:
+    with pytest.raises(OSError, match="directory not empty") as raised:
         fs.delete_dir("/d")
     assert raised.value.errno == errno.ENOTEMPTY
     assert fs.delete_dir("/d", recursive=True) == 3
@@ -125,7 +125,7 @@ def test_move_dry_run_checks_without_moving(fsp: Filespace) -> None:
     assert fs.exists("/src") and not fs.exists("/dst")
     with pytest.raises(FileExistsError):
         fs.move("/src", "/taken", dry_run=True)
-    with pytest.raises(OSError) as raised:
+    with pytest.raises(OSError, match="cannot move a directory into itself") as raised:
         fs.move("/src", "/src/inner/deeper", dry_run=True)
     assert raised.value.errno == errno.EINVAL
     with pytest.raises(FileNotFoundError):
@@ -154,13 +154,13 @@ def test_move_with_replace_keeps_the_posix_rules(fsp: Filespace) -> None:
     fs.create_dir("/full/x", parents=True)
     fs.write_file("/f", b"f")
     cases = [
-        ("/f", "/empty", errno.EISDIR),
-        ("/d", "/f", errno.ENOTDIR),
-        ("/d", "/full", errno.ENOTEMPTY),
+        ("/f", "/empty", errno.EISDIR, IsADirectoryError, "is a directory"),
+        ("/d", "/f", errno.ENOTDIR, NotADirectoryError, "not a directory"),
+        ("/d", "/full", errno.ENOTEMPTY, OSError, "directory not empty"),
     ]
-    for src, dst, code in cases:
+    for src, dst, code, error, message in cases:
         for dry_run in (True, False):
-            with pytest.raises(OSError) as raised:
+            with pytest.raises(error, match=message) as raised:
                 fs.move(src, dst, replace=True, dry_run=dry_run)
             assert raised.value.errno == code, (src, dst, dry_run)
     fs.move("/d", "/empty", replace=True, dry_run=True)

@@ -3,12 +3,13 @@ primitives fsspec builds on."""
 
 from __future__ import annotations
 
+import errno
 import io
 import pickle
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -94,10 +95,19 @@ def test_linked_files_are_described_and_read_only(
     assert external["object_id"] == "in/x.csv" and external["size"] == info["size"]
     listing = {item["name"]: item for item in fs.ls("/data")}
     assert listing["/data/x.parquet"]["external"]["object_id"] == "in/x.parquet"
-    with pytest.raises(PermissionError):
-        fs.open("/data/x.csv", "wb")
-    with pytest.raises(PermissionError):
-        fs.pipe_file("/data/x.csv", b"x")
+    writes: dict[str, Callable[[], object]] = {
+        "open wb": lambda: fs.open("/data/x.csv", "wb"),
+        "open ab": lambda: fs.open("/data/x.csv", "ab"),
+        "pipe_file": lambda: fs.pipe_file("/data/x.csv", b"x"),
+        "touch": lambda: fs.touch("/data/x.csv", truncate=True),
+        "cp_file onto": lambda: fs.cp_file("/data/x.parquet", "/data/x.csv"),
+    }
+    before = fs.info("/data/x.csv")
+    for what, write in writes.items():
+        with pytest.raises(filespace.ReadOnlyFileError) as denied:
+            write()
+        assert denied.value.errno == errno.EROFS, what
+    assert fs.info("/data/x.csv") == before
     # Ranges come from the object: a seek and one read.
     whole = fs.cat_file("/data/x.csv")
     assert fs.cat_file("/data/x.csv", 3, 20) == whole[3:20]
@@ -185,7 +195,14 @@ def test_listing_and_info(fs: FilespaceFileSystem, fsp: filespace.Filespace) -> 
         fs.info("/missing")
     with pytest.raises(FileNotFoundError):
         fs.ls("/missing")
-    assert fs.ukey("/a/f.txt") == fs.ukey("/a/f.txt")
+    # ukey names a version of a file: the same while it is unchanged, another
+    # for another file and once the file is written.
+    key = fs.ukey("/a/f.txt")
+    assert isinstance(key, str) and fs.ukey("/a/f.txt") == key
+    fs.pipe_file("/a/g.txt", b"12345")
+    assert fs.ukey("/a/g.txt") != key
+    fs.pipe_file("/a/f.txt", b"123456")
+    assert fs.ukey("/a/f.txt") != key
     assert fs.fsid == f"filespace_{fsp.id}"
 
 

@@ -393,3 +393,36 @@ def test_memory_does_not_grow_with_the_listing(
     tracemalloc.stop()
     del keys
     assert large_peak - small_peak < per_object_set / 4, (small_peak, large_peak, per_object_set)
+
+
+def test_deleting_mirror_removes_only_its_own_links(
+    connected: Filespace, s3_server: SeaweedS3, bucket: str
+) -> None:
+    # Only this store's links whose object is gone are removed; native files,
+    # symlinks, directories, HTTP links and other stores' links stay, even
+    # where no object of the prefix is.
+    s3 = s3_client(s3_server)
+    fs, connect = connected.fs, connected.connect
+    connect.add_data_store("other", store_config(s3_server, bucket))
+    connect.configure(allow_private_urls=True)  # the HTTP link below is on loopback
+    put_objects(s3, bucket, {"p/keep": b"k", "p/gone": b"g", "elsewhere": b"e"})
+    assert counts(connect.mirror("store", "p/", "/m")) == (2, 0, 0, 0)
+    fs.create_dir("/m/sub")
+    fs.write_file("/m/native", b"mine")
+    fs.write_file("/m/sub/native", b"mine too")
+    fs.create_symlink("/m/keep", "/m/symlink")
+    connect.link_file("/m/other", "other", "elsewhere")
+    connect.link_file("/m/sub/other", "other", "p/gone")
+    connect.link_http_file("/m/web", s3_server.endpoint + "/x", size=3)
+    s3.delete_object(Bucket=bucket, Key="p/gone")
+    report = connect.mirror("store", "p/", "/m")
+    assert counts(report) == (0, 0, 1, 1) and report.skipped == []
+    assert not fs.file_exists("/m/gone")
+    assert fs.read_file("/m/native") == b"mine" and fs.read_file("/m/sub/native") == b"mine too"
+    assert fs.read_symlink("/m/symlink") == "/m/keep"
+    assert connect.get_external_file("/m/other").data_store_name == "other"
+    assert connect.get_external_file("/m/sub/other").object_id == "p/gone"
+    assert connect.get_external_file("/m/web").kind == "http"
+    assert connect.count_external_files("other") == 2
+    assert connect.count_external_files("store") == 1
+    assert fs.get_statistics().external_files_count == 4

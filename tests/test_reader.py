@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+import filespace
 from filespace import Filespace
 from filespace.io.prefetch import BLOCK_SIZE, MAX_WINDOW
 from filespace.testing import SeaweedS3
@@ -45,10 +46,10 @@ def test_seek_tell_and_edges(blob: tuple[Filespace, bytes]) -> None:
             assert handle.tell() == B + 1
             handle.seek(0)
             assert handle.read(7) == data[:7]
-            with pytest.raises(OSError):
+            with pytest.raises(OSError, match="negative seek"):
                 handle.seek(-1)
         assert handle.closed
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="closed file"):
             handle.read(1)
 
 
@@ -117,7 +118,7 @@ def test_lines_iteration_and_text(connected: Filespace, s3_admin: Any, bucket: s
     with connected.fs.open("/lines.txt", "r", encoding="utf-8", newline="") as text:
         text.seek(len(b"".join(lines[:1000])))
         assert text.readline() == lines[1000].decode()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="can't have unbuffered text I/O"):
         connected.fs.open("/lines.txt", "r", buffering=0)
 
 
@@ -140,7 +141,7 @@ def test_concurrent_readers_of_one_file(blob: tuple[Filespace, bytes]) -> None:
                     assert expected.startswith(got)
                     assert got
             assert fsp.fs.read_file("/blob") == data
-        except BaseException as exc:  # reported below
+        except BaseException as exc:  # noqa: BLE001 - any failure in a thread is reported below
             problems.append(exc)
 
     threads = [threading.Thread(target=reader, args=(seed,)) for seed in range(8)]
@@ -207,14 +208,14 @@ def test_change_after_caching(blob: tuple[Filespace, bytes], s3_admin: Any, buck
     assert handle.read(10) == data[2 * B + 10 : 2 * B + 20]
     handle.close()
     # ...but every open asks the server first, so all-cached still fails: ESTALE.
-    with pytest.raises(OSError) as stale:
+    with pytest.raises(filespace.StaleFileError) as stale:
         fsp.fs.read_file("/blob")
     assert stale.value.errno == errno.ESTALE
     assert "/blob" in str(stale.value)
     assert "'blob'" in str(stale.value)  # names the object too
     with fsp.fs.open("/blob", "rb") as again:
         again.seek(2 * B)
-        with pytest.raises(OSError) as info:
+        with pytest.raises(filespace.StaleFileError) as info:
             again.read(10)
     assert info.value.errno == errno.ESTALE
     # A new link of the changed object has a new checksum: new bytes, never old ones.
@@ -232,7 +233,7 @@ def test_unbuffered_handle_confirms_every_read(
     with fsp.fs.open("/blob", "rb", buffering=0) as raw:
         assert raw.read(10) == data[:10]
         s3_admin.put_object(Bucket=bucket, Key="blob", Body=os.urandom(SIZE))
-        with pytest.raises(OSError) as info:
+        with pytest.raises(filespace.StaleFileError) as info:
             raw.read(10)  # the block is cached, but the read still asks the server
         assert info.value.errno == errno.ESTALE
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+import filespace
 from filespace import Filespace
 from filespace.io import prefetch
 from filespace.io.prefetch import BLOCK_SIZE, REQUEST_SIZE
@@ -161,7 +162,7 @@ def test_lasting_outage_is_eio_naming_the_path(
     s3_server.pause()  # requests hang: each attempt times out
     began = time.monotonic()
     try:
-        with pytest.raises(OSError) as info:
+        with pytest.raises(filespace.ExternalReadError) as info:
             connected.fs.read_file("/o.bin")
     finally:
         s3_server.resume()
@@ -264,7 +265,10 @@ def test_a_direct_stream_of_a_changed_object_is_estale(
     with connected.fs.open("/p.bin", "rb") as handle:
         assert handle.read(B) == data[:B]  # the server is known to be near now
     replace()
-    with connected.fs.open("/p.bin", "rb") as handle, pytest.raises(OSError) as info:
+    with (
+        connected.fs.open("/p.bin", "rb") as handle,
+        pytest.raises(filespace.StaleFileError) as info,
+    ):
         handle.read(REQUEST_SIZE)  # a big first read goes straight to a stream
     assert info.value.errno == errno.ESTALE
     assert "/p.bin" in str(info.value)
@@ -280,6 +284,6 @@ def test_unbuffered_sequential_reads_of_a_big_object_each_ask_the_server(
         assert raw.read(B) == data[:B]
         assert raw.read(B) == data[B : 2 * B]
         replace()
-        with pytest.raises(OSError) as info:
+        with pytest.raises(filespace.StaleFileError) as info:
             raw.read(B)
     assert info.value.errno == errno.ESTALE

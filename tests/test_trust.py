@@ -86,7 +86,7 @@ def test_changing_where_a_store_goes_is_an_integrity_error(
     changed = raw_sql(linked, TAMPERS[field], value.get(field, "AKIATTACKER"))
     assert changed == 1
     with _reopen(linked) as client:
-        with pytest.raises(OSError) as raised:
+        with pytest.raises(OSError, match="changed without the filespace key") as raised:
             client.fs.read_file("/k")
         assert isinstance(raised.value, IntegrityError) or isinstance(
             raised.value.__cause__, IntegrityError
