@@ -30,6 +30,7 @@ from filespace.connect.models import (
     S3Credentials,
     S3DataStoreConfig,
     SkippedKey,
+    SyncReport,
 )
 from filespace.connect.validation import MAX_DATA_STORES
 from filespace.connect.validation import checksum as validate_checksum
@@ -133,6 +134,7 @@ __all__ = [
     "S3DataStoreConfig",
     "SkippedKey",
     "StaleFileError",
+    "SyncReport",
     "UnsupportedFormatError",
     "WrongKeyError",
     "__version__",

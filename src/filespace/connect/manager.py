@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from filespace.connect import bulk, cursors
+from filespace.connect import events as notifications
 from filespace.connect import mirror as mirroring
 from filespace.connect import validation as check
 from filespace.connect.access import Access, verify
@@ -33,6 +34,7 @@ from filespace.connect.models import (
     MirrorReport,
     S3Credentials,
     S3DataStoreConfig,
+    SyncReport,
 )
 from filespace.connect.settings import Settings
 from filespace.connect.stores import Stores
@@ -384,4 +386,41 @@ class ConnectManager:
             delete=delete,
             dry_run=dry_run,
             progress=progress,
+        )
+
+    # -- following a bucket ----------------------------------------------------------------
+    def apply_events(
+        self,
+        events: object,
+        *,
+        data_store_name: str,
+        prefix: str = "",
+        dest_dir: str,
+        strip_prefix: bool = True,
+    ) -> SyncReport:
+        """Apply S3 event notifications to ``dest_dir`` as ``mirror`` would; see ``SyncReport``.
+
+        ``events`` is one document or an iterable of them: a dict, or JSON
+        ``str``/``bytes``, in the S3 event format (``Records[]``; SNS and SQS
+        envelopes are opened). ``ObjectCreated:*`` links or re-links with the
+        record's size and ETag (no HeadObject), ``ObjectRemoved:*`` unlinks;
+        keys are URL-decoded and mapped to paths as ``mirror`` maps them
+        (``strip_prefix``). Per key, an event whose ``sequencer`` is not later
+        than the last one applied to ``dest_dir`` changes nothing ("stale"), so
+        duplicated and reordered deliveries converge. Applied in batches of
+        2,000 keys, each one transaction. ``dest_dir`` is made if missing.
+        """
+        self._gate.require()
+        documents = notifications.documents(events)
+        store = self._stores.record(data_store_name)
+        applier = notifications.Applier(
+            self._engine,
+            self._resolver,
+            store,
+            prefix,
+            dest_dir,
+            strip_prefix=strip_prefix,
+        )
+        return applier.apply(
+            outcome for document in documents for outcome in notifications.parse_records(document)
         )
