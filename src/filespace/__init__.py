@@ -14,6 +14,7 @@ Heavy dependencies (boto3/botocore, urllib3, cryptography) load on first use.
 
 from __future__ import annotations
 
+from filespace.connect.follower import Follower, FollowStats
 from filespace.connect.manager import FIRST_CONNECT_FORMAT, ConnectManager
 from filespace.connect.models import (
     DEFAULT_URL_EXPIRATION_MINUTES,
@@ -30,6 +31,7 @@ from filespace.connect.models import (
     S3Credentials,
     S3DataStoreConfig,
     SkippedKey,
+    SyncReport,
 )
 from filespace.connect.validation import MAX_DATA_STORES
 from filespace.connect.validation import checksum as validate_checksum
@@ -48,6 +50,7 @@ from filespace.errors import (
     DataStoreNotFoundError,
     EngineError,
     ExternalReadError,
+    FeedError,
     FilespaceError,
     FilespaceKeyError,
     IntegrityError,
@@ -108,12 +111,15 @@ __all__ = [
     "EngineError",
     "ExternalFileInfo",
     "ExternalReadError",
+    "FeedError",
     "Filespace",
     "FilespaceError",
     "FilespaceKeyError",
     "FilespaceSize",
     "FilespaceStatistics",
     "Filesystem",
+    "FollowStats",
+    "Follower",
     "IntegrityError",
     "KeyNotFoundError",
     "LinkExistsError",
@@ -133,6 +139,7 @@ __all__ = [
     "S3DataStoreConfig",
     "SkippedKey",
     "StaleFileError",
+    "SyncReport",
     "UnsupportedFormatError",
     "WrongKeyError",
     "__version__",

@@ -21,7 +21,9 @@ a caller needs to tell cases apart, so ``except FileNotFoundError`` and
     │   │       └── WrongKeyError
     │   │           └── IntegrityError      a sealed value's record or destination was changed
     │   ├── StaleFileError                  errno ESTALE: the object changed after linking
-    │   └── ExternalReadError               errno EIO: the object could not be read
+    │   ├── ExternalReadError               errno EIO: the object could not be read
+    │   └── ConnectionError
+    │       └── FeedError                   a follower's queue or listener cannot be reached
     ├── ValueError
     │   └── NotAFilespaceError              the location holds no filespace
     └── RuntimeError
@@ -58,6 +60,7 @@ __all__ = [
     "DataStoreNotFoundError",
     "EngineError",
     "ExternalReadError",
+    "FeedError",
     "FilespaceError",
     "FilespaceKeyError",
     "IntegrityError",
@@ -269,3 +272,10 @@ class NotALinkError(FilespaceError, RuntimeError):
 
 class EngineError(FilespaceError, RuntimeError):
     """The metadata engine failed in a way the caller cannot fix by retrying input."""
+
+
+class FeedError(FilespaceError, ConnectionError):
+    """A follower's event feed (broker, queue, listener) cannot be reached or refused us.
+
+    The message names the feed without its password.
+    """

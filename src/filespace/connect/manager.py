@@ -16,10 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from filespace.connect import bulk, cursors
+from filespace.connect import bulk, cursors, feeds
+from filespace.connect import events as notifications
 from filespace.connect import mirror as mirroring
 from filespace.connect import validation as check
 from filespace.connect.access import Access, verify
+from filespace.connect.follower import Follower, FollowStats
 from filespace.connect.gate import FIRST_CONNECT_FORMAT, Gate
 from filespace.connect.links import Links
 from filespace.connect.models import (
@@ -33,6 +35,7 @@ from filespace.connect.models import (
     MirrorReport,
     S3Credentials,
     S3DataStoreConfig,
+    SyncReport,
 )
 from filespace.connect.settings import Settings
 from filespace.connect.stores import Stores
@@ -385,3 +388,92 @@ class ConnectManager:
             dry_run=dry_run,
             progress=progress,
         )
+
+    # -- following a bucket ----------------------------------------------------------------
+    def apply_events(
+        self,
+        events: object,
+        *,
+        data_store_name: str,
+        prefix: str = "",
+        dest_dir: str,
+        strip_prefix: bool = True,
+    ) -> SyncReport:
+        """Apply S3 event notifications to ``dest_dir`` as ``mirror`` would; see ``SyncReport``.
+
+        ``events`` is one document or an iterable of them: a dict, or JSON
+        ``str``/``bytes``, in the S3 event format (``Records[]``; SNS and SQS
+        envelopes are opened). ``ObjectCreated:*`` links or re-links with the
+        record's size and ETag (no HeadObject), ``ObjectRemoved:*`` unlinks;
+        keys are URL-decoded and mapped to paths as ``mirror`` maps them
+        (``strip_prefix``). Per key, an event whose ``sequencer`` is not later
+        than the last one applied to ``dest_dir`` changes nothing ("stale"), so
+        duplicated and reordered deliveries converge. Applied in batches of
+        2,000 keys, each one transaction. ``dest_dir`` is made if missing.
+        """
+        self._gate.require()
+        documents = notifications.documents(events)
+        store = self._stores.record(data_store_name)
+        applier = notifications.Applier(
+            self._engine,
+            self._resolver,
+            store,
+            prefix,
+            dest_dir,
+            strip_prefix=strip_prefix,
+        )
+        return applier.apply(
+            outcome for document in documents for outcome in notifications.parse_records(document)
+        )
+
+    def follow(
+        self,
+        source: str,
+        *,
+        data_store_name: str,
+        prefix: str = "",
+        dest_dir: str,
+        strip_prefix: bool = True,
+        reconcile_every: float | None = None,
+        progress: Callable[[FollowStats], object] | None = None,
+    ) -> Follower:
+        """A ``Follower`` applying the event documents ``source`` delivers, as ``apply_events``.
+
+        ``source``: ``amqp://user:pass@host:port/vhost?queue=Q``,
+        ``nats://host:port/SUBJECT``, ``sqs://`` + a queue URL, or
+        ``http://HOST:PORT/PATH`` (a webhook listener; needs ``set_webhook_token``).
+        Nothing is connected until ``Follower.run``. Messages are acknowledged
+        only after their changes commit. ``reconcile_every`` seconds: an
+        incremental ``mirror`` of the prefix catches what was never delivered.
+        ``progress`` is called with the stats after every batch. See
+        ``docs/following.md``.
+        """
+        self._gate.require()
+        feeds.check_source(source)
+        if reconcile_every is not None and (
+            isinstance(reconcile_every, bool)
+            or not isinstance(reconcile_every, int | float)
+            or not reconcile_every > 0
+        ):
+            raise ValueError(f"reconcile_every must be seconds > 0, got {reconcile_every!r}")
+        if progress is not None and not callable(progress):
+            raise ValueError("progress must be callable or None")
+        store = self._stores.record(data_store_name)
+        applier = notifications.Applier(
+            self._engine, self._resolver, store, prefix, dest_dir, strip_prefix=strip_prefix
+        )
+        feed = feeds.open_feed(source, self._settings.webhook_token)
+
+        def reconcile() -> MirrorReport:
+            return self.mirror(data_store_name, prefix, dest_dir, strip_prefix=strip_prefix)
+
+        return Follower(source, feed, applier, reconcile, reconcile_every, progress)
+
+    def set_webhook_token(self, token: str | None) -> None:
+        """Set (``None``: remove) the bearer token a webhook ``follow`` requires; needs the key.
+
+        16 to 256 characters of ``A-Z a-z 0-9 . _ ~ + / = -``; kept sealed under
+        the filespace key with Connect's settings, never shown.
+        """
+        self._gate.require()
+        self._settings.set_webhook_token(token)

@@ -67,10 +67,7 @@ def mirror(
     progress: Callable[[MirrorReport], object] | None,
 ) -> MirrorReport:
     """Mirror ``prefix`` of ``store`` into ``dest_dir``; see ``ConnectManager.mirror``."""
-    if not isinstance(prefix, str):
-        raise ValueError("prefix must be a string")
-    if "\x00" in prefix or len(paths.utf8_text(prefix, "prefix")) > MAX_PREFIX_BYTES:
-        raise ValueError(f"prefix must be at most {MAX_PREFIX_BYTES} bytes of text without NUL")
+    check_prefix(prefix)
     dest = paths.normalize(dest_dir)
     for name, flag in (("strip_prefix", strip_prefix), ("delete", delete), ("dry_run", dry_run)):
         if not isinstance(flag, bool):
@@ -78,12 +75,12 @@ def mirror(
     if progress is not None and not callable(progress):
         raise ValueError("progress must be callable or None")
 
-    base_id = _destination(engine, resolver, dest, dry_run=dry_run)
+    base_id = destination(engine, resolver, dest, dry_run=dry_run)
     # Marks are start times: a link confirmed by this run or by any run that
     # started later (a concurrent mirror of an overlapping prefix) is kept.
     mark = time.time_ns()
     report = MirrorReport(dry_run=dry_run)
-    planner = _Planner(_strip_length(prefix) if strip_prefix else 0, dest, report)
+    planner = _Planner(strip_length(prefix) if strip_prefix else 0, dest, report)
     kept = 0
     batch: list[_Row] = []
 
@@ -136,13 +133,21 @@ def mirror(
     return report
 
 
+def check_prefix(prefix: object) -> None:
+    """``ValueError`` unless ``prefix`` is text a key may start with."""
+    if not isinstance(prefix, str):
+        raise ValueError("prefix must be a string")
+    if "\x00" in prefix or len(paths.utf8_text(prefix, "prefix")) > MAX_PREFIX_BYTES:
+        raise ValueError(f"prefix must be at most {MAX_PREFIX_BYTES} bytes of text without NUL")
+
+
 def _guarded(dest: str, store: str, work: Callable[[], _T]) -> _T:
     """Run ``work``, its engine errors raised as public ones naming ``dest`` and ``store``."""
     with engine_errors(path=dest, store=store):
         return work()
 
 
-def _destination(engine: Engine, resolver: Resolver, dest: str, *, dry_run: bool) -> int | None:
+def destination(engine: Engine, resolver: Resolver, dest: str, *, dry_run: bool) -> int | None:
     """The id of ``dest``, made (with its parents) if missing; ``None`` on a dry run then."""
     try:
         entry = resolver.walk(dest, follow_last=True)
@@ -160,7 +165,7 @@ def _destination(engine: Engine, resolver: Resolver, dest: str, *, dry_run: bool
     return entry.id
 
 
-def _strip_length(prefix: str) -> int:
+def strip_length(prefix: str) -> int:
     """How much of each key ``strip_prefix`` removes: the prefix up to its last ``/``.
 
     A prefix that ends in ``/`` (or is empty) goes whole; ``logs/2024-`` strips
@@ -175,7 +180,7 @@ class _Planner:
 
     def __init__(self, strip: int, dest: str, report: MirrorReport) -> None:
         self._strip = strip
-        self._room = paths.MAX_PATH_BYTES - (1 if dest == "/" else len(dest.encode()) + 1)
+        self._room = room_below(dest)
         self._report = report
         self._held: list[tuple[str, ObjectSummary]] = []
 
@@ -213,21 +218,31 @@ class _Planner:
 
     def _relative(self, summary: ObjectSummary) -> str | None:
         """The path of an object under ``dest_dir``, or ``None`` (skipped) if it has none."""
-        key = summary.key
-        if key.endswith("/"):
-            if summary.size == 0:
-                return None  # a directory marker: not an object to link, silently skipped
-            self._skip(summary, "empty name")
-            return None
-        if summary.size > paths.MAX_FILE_SIZE:
-            self._skip(summary, TOO_LARGE)
-            return None
-        rel = key[self._strip :]
-        reason = _path_problem(rel, self._room)
+        rel, reason = relative_path(summary.key, summary.size, self._strip, self._room)
         if reason:
             self._skip(summary, reason)
-            return None
         return rel
+
+
+def room_below(dest: str) -> int:
+    """How many bytes a relative path below ``dest`` (normalized) may have."""
+    return paths.MAX_PATH_BYTES - (1 if dest == "/" else len(dest.encode()) + 1)
+
+
+def relative_path(key: str, size: int, strip: int, room: int) -> tuple[str | None, str]:
+    """An object's path below the destination, or ``None`` and why not.
+
+    ``strip`` characters of the key go first (``strip_length``); ``room`` is
+    ``room_below(dest)``. A directory marker (a key ending in ``/`` with no
+    bytes) is ``(None, "")``: not an object to link, silently passed over.
+    """
+    if key.endswith("/"):
+        return (None, "") if size == 0 else (None, "empty name")
+    if size > paths.MAX_FILE_SIZE:
+        return None, TOO_LARGE
+    rel = key[strip:]
+    reason = _path_problem(rel, room)
+    return (None, reason) if reason else (rel, "")
 
 
 def _path_problem(rel: str, room: int) -> str:

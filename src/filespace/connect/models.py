@@ -173,3 +173,49 @@ class MirrorReport:
 
 MirrorProgress = Callable[[MirrorReport], None]
 """Called now and then during ``mirror`` with the report so far."""
+
+
+@dataclass
+class SyncReport:
+    """What ``apply_events`` (or a follower, so far) did with bucket event records.
+
+    Each record lands in exactly one count: ``added``, ``updated`` (re-pointed)
+    and ``removed`` links; ``unchanged`` (the tree already said so: a removal
+    of what is not linked, a creation of what is linked as it is); ``ignored``
+    (another bucket, outside the prefix, an event kind that changes no object,
+    a directory marker); ``stale`` (not later than the last event applied for
+    its key, or superseded by a later one in the same batch); ``skipped``
+    (keys that cannot be paths, or whose path something else holds, with
+    ``mirror``'s reasons); ``errors`` (records or documents that are not
+    readable event records, each with what is wrong).
+    """
+
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    ignored: int = 0
+    stale: int = 0
+    skipped: list[SkippedKey] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    unchanged: int = 0
+
+    @property
+    def records(self) -> int:
+        """How many records the counts cover."""
+        return (
+            self.added
+            + self.updated
+            + self.removed
+            + self.ignored
+            + self.stale
+            + self.unchanged
+            + len(self.skipped)
+            + len(self.errors)
+        )
+
+    def add(self, other: SyncReport) -> None:
+        """Count ``other`` in too."""
+        for name in ("added", "updated", "removed", "ignored", "stale", "unchanged"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.skipped.extend(other.skipped)
+        self.errors.extend(other.errors)

@@ -32,6 +32,8 @@ from filespace.meta.records import (
     Counters,
     EntryRecord,
     EntryType,
+    EventCounts,
+    EventRow,
     LinkPage,
     LinkRow,
     MirrorCounts,
@@ -320,6 +322,22 @@ class Engine(ABC):
 
         Works through the subtree in transactions of at most ``batch`` links;
         ``dry_run`` only counts them.
+        """
+
+    @abstractmethod
+    def apply_events(
+        self, store_id: int, base_id: int, rows: Sequence[EventRow], now_ns: int
+    ) -> EventCounts:
+        """Apply bucket events (one per key at most) below ``base_id``, in one transaction.
+
+        An event not later (by sequencer) than the last one applied for its key
+        under this base (kept on the link, or in a removal's tombstone) is
+        "stale" and changes nothing. A removal drops the store's link to its key
+        at its path ("removed"; "unchanged" if there is none) and leaves a
+        tombstone; a creation is a ``mirror_batch`` row (added, updated,
+        unchanged, skipped, with ``delete``) whose link then keeps the
+        sequencer. ``NoSuchEntry`` if the base is gone, ``NoSuchStore`` if the
+        store is.
         """
 
 

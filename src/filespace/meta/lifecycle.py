@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from filespace.meta import counters
 from filespace.meta.errors import KeyChanged, LinksExist, NameTaken
 from filespace.meta.records import ROOT_ID
-from filespace.meta.schema import SCHEMA_VERSION
+from filespace.meta.schema import MIGRATIONS, SCHEMA_VERSION
 from filespace.meta.txn import Tx
 
 
@@ -33,13 +33,27 @@ def initialize(tx: Tx, schema: list[str], settings: dict[str, str], now_ns: int)
     )
 
 
-def migrate(tx: Tx) -> None:
-    """Bring the schema to ``SCHEMA_VERSION``."""
-    # Version 1 is the first schema; later versions add their steps here,
-    # each in its own transaction, keyed by the version they produce.
+def migrate(tx: Tx, schema: list[str]) -> None:
+    """Bring the schema to ``SCHEMA_VERSION``, in this one transaction.
+
+    ``schema`` (the DDL, every statement ``IF NOT EXISTS``) runs first and adds
+    what later versions added as whole tables and indexes; then each version's
+    own steps (``MIGRATIONS``: new columns) run in order from the one found.
+    """
     found = tx.value("SELECT value FROM settings WHERE name = 'schema_version'")
-    if (int(found) if found is not None else 0) < SCHEMA_VERSION:
-        tx.run("UPDATE settings SET value = ? WHERE name = 'schema_version'", str(SCHEMA_VERSION))
+    version = int(found) if found is not None else 0
+    if version >= SCHEMA_VERSION:
+        return
+    for statement in schema:
+        tx.run(statement)
+    for step in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
+        for statement in MIGRATIONS.get(step, []):
+            tx.run(statement)
+    tx.run(
+        "INSERT INTO settings (name, value) VALUES ('schema_version', ?) "
+        "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        str(SCHEMA_VERSION),
+    )
 
 
 def settings(tx: Tx) -> dict[str, str]:

@@ -72,13 +72,15 @@ def mirror_batch(
     dry_run: bool,
 ) -> MirrorCounts:
     """Make each row a link of the store confirmed with ``mark`` (see ``Engine.mirror_batch``)."""
-    return _MirrorPass(tx, store_id, mark, now_ns, delete=delete, dry_run=dry_run).run(
-        base_id, rows
-    )
+    return MirrorPass(tx, store_id, mark, now_ns, delete=delete, dry_run=dry_run).run(base_id, rows)
 
 
-class _MirrorPass:
-    """One mirror batch inside one transaction (read-only with ``dry_run``)."""
+class MirrorPass:
+    """One mirror batch inside one transaction (read-only with ``dry_run``).
+
+    ``meta.events`` runs the created objects of an event batch through it too,
+    so followed and mirrored trees obey the same rules.
+    """
 
     def __init__(
         self, tx: Tx, store_id: int, mark: int, now_ns: int, *, delete: bool, dry_run: bool
@@ -233,7 +235,10 @@ class _MirrorPass:
         self.tx.many(
             "UPDATE external_links SET data_store_id = ?, object_key = ?, url = NULL, size = ?,"
             " checksum = ?, linked_ns = ?, mirror_mark = CASE WHEN mirror_mark IS NULL"
-            " OR mirror_mark < ? THEN ? ELSE mirror_mark END WHERE entry_id = ?",
+            " OR mirror_mark < ? THEN ? ELSE mirror_mark END,"
+            # An event sequencer orders one object's events: another object's is void.
+            " sequencer = CASE WHEN data_store_id = ? AND object_key = ? THEN sequencer END"
+            " WHERE entry_id = ?",
             [
                 (
                     self.store_id,
@@ -243,6 +248,8 @@ class _MirrorPass:
                     self.now_ns,
                     self.mark,
                     self.mark,
+                    self.store_id,
+                    c.object_key,
                     c.entry_id,
                 )
                 for c in changed

@@ -153,3 +153,31 @@ class MirrorCounts(NamedTuple):
     """Links of this store that were already at a row's path."""
     skipped: list[tuple[int, str]]
     """``(row index, reason)`` per row left alone, by index."""
+
+
+class EventRow(NamedTuple):
+    """One object's latest event in a batch: its path under the base, and what happened.
+
+    ``sequencer`` is normalized (lowercase hex, no leading zeros), ``""`` when the
+    event had none; ``size`` and ``etag`` are those of a created object.
+    """
+
+    dir: str
+    name: str
+    object_key: str
+    size: int
+    etag: str
+    sequencer: str
+    removed: bool
+
+
+class EventCounts(NamedTuple):
+    """What one event batch did, and the rows it skipped."""
+
+    added: int
+    updated: int
+    unchanged: int
+    removed: int
+    stale: int
+    skipped: list[tuple[int, str]]
+    """``(row index, reason)`` per row left alone, by index."""

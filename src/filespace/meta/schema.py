@@ -7,8 +7,12 @@ primary keys), so a schema change is made in one place for all of them.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
-"""The schema version this code writes; ``migrate`` brings older ones up to it."""
+SCHEMA_VERSION = 2
+"""The schema version this code writes; ``migrate`` brings older ones up to it.
+
+Version 2 added ``external_links.sequencer`` and ``event_tombstones`` (following
+a bucket's event notifications, ``meta.events``).
+"""
 
 SCHEMA_TEMPLATE = [
     """CREATE TABLE IF NOT EXISTS settings (
@@ -69,7 +73,8 @@ SCHEMA_TEMPLATE = [
         size {int} NOT NULL CHECK (size >= 0),
         checksum TEXT NOT NULL,
         linked_ns {int} NOT NULL,
-        mirror_mark {int}
+        mirror_mark {int},
+        sequencer TEXT
     )""",
     """CREATE INDEX IF NOT EXISTS external_links_by_store
         ON external_links (data_store_id, entry_id)""",
@@ -80,7 +85,25 @@ SCHEMA_TEMPLATE = [
         bytes {int} NOT NULL,
         PRIMARY KEY (data_store_id, shard)
     )""",
+    """CREATE TABLE IF NOT EXISTS event_tombstones (
+        base_id {int} NOT NULL,
+        data_store_id {int} NOT NULL,
+        object_key TEXT NOT NULL,
+        sequencer TEXT NOT NULL,
+        recorded_ns {int} NOT NULL,
+        PRIMARY KEY (base_id, data_store_id, object_key)
+    )""",
+    """CREATE INDEX IF NOT EXISTS event_tombstones_by_age ON event_tombstones (recorded_ns)""",
 ]
+
+MIGRATIONS: dict[int, list[str]] = {
+    2: ["ALTER TABLE external_links ADD COLUMN sequencer TEXT"],
+}
+"""The statements that bring a schema from the version before up to each version.
+
+Tables and indexes a version adds need no entry: ``migrate`` runs the whole
+schema first, and every statement of it is ``IF NOT EXISTS``.
+"""
 
 
 def render_schema(*, int_type: str, blob_type: str, entry_key: str, store_key: str) -> list[str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from filespace.meta import bulk, counters, data, lifecycle, moves, namespace, stores
+from filespace.meta import bulk, counters, data, events, lifecycle, moves, namespace, stores
 from filespace.meta.dialect import Dialect
 from filespace.meta.engine import Engine
 from filespace.meta.errors import MetaError
@@ -22,6 +22,8 @@ from filespace.meta.records import (
     Counters,
     EntryRecord,
     EntryType,
+    EventCounts,
+    EventRow,
     LinkPage,
     LinkRow,
     MirrorCounts,
@@ -60,7 +62,8 @@ class SqlEngine(Engine):
         self._write(lambda tx: lifecycle.initialize(tx, schema, settings, now_ns))
 
     def migrate(self) -> None:
-        self._write(lifecycle.migrate)
+        schema = self.dialect.schema()
+        self._write(lambda tx: lifecycle.migrate(tx, schema))
 
     def close(self) -> None:
         self.dialect.close()
@@ -258,3 +261,8 @@ class SqlEngine(Engine):
         batch: int = 5000,
     ) -> int:
         return sweep_links(self.dialect, store_id, base_id, keep_mark, dry_run=dry_run, batch=batch)
+
+    def apply_events(
+        self, store_id: int, base_id: int, rows: Sequence[EventRow], now_ns: int
+    ) -> EventCounts:
+        return self._write(lambda tx: events.apply_events(tx, store_id, base_id, rows, now_ns))

@@ -1,0 +1,36 @@
+"""What every feed is and hands out (``Feed``, ``Message``), and how it fails (``FeedError``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple, Protocol
+
+from filespace.errors import FeedError
+
+__all__ = ["Feed", "FeedError", "Message"]
+
+
+class Message(NamedTuple):
+    """One message: its body (an event document) and what acknowledging it needs."""
+
+    body: bytes
+    tag: Any
+
+
+class Feed(Protocol):
+    """A source of event documents."""
+
+    drains: bool
+    """Whether an empty ``fetch`` means nothing is queued (a webhook never knows)."""
+
+    def connect(self) -> None:
+        """Connect (again); ``FeedError`` if that fails."""
+
+    def fetch(self, limit: int, wait_s: float) -> list[Message]:
+        """Up to ``limit`` messages, waiting at most ``wait_s`` for the first one."""
+
+    def ack(self, messages: Sequence[Message]) -> None:
+        """Confirm ``messages``: their changes are committed."""
+
+    def close(self) -> None:
+        """Let go of the connection; what is unacknowledged comes back. Idempotent."""

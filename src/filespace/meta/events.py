@@ -1,0 +1,240 @@
+"""Applying a batch of bucket events to a followed directory, ordered per object.
+
+*What is kept to order events.* S3 gives every event of an object a
+``sequencer``: of two events for one key, the one with the greater sequencer
+happened later. A followed tree must refuse an event older than the last one
+it applied for that key, or a late duplicate would undo a newer change. Two
+places hold that last sequencer, both bounded:
+
+- a link made or confirmed by an event carries it (``external_links.sequencer``):
+  as many as there are links, and gone with the link;
+- a removal leaves a tombstone ``(base directory, store, key, sequencer)`` in
+  ``event_tombstones``, so that a create delivered after its own delete is
+  refused. A create applied later replaces the tombstone (the link then holds
+  the sequencer), and tombstones older than ``TOMBSTONE_DAYS`` are pruned by
+  every batch: an event delivered later than that after a removal of its key
+  may be applied.
+
+A link made by ``mirror`` or ``link_files`` carries no sequencer: the first
+event for it is applied, whatever its age. Mirroring a link onto another key or
+store voids its sequencer (``meta.mirror``).
+
+*How a batch is applied.* One transaction: the entries at the batch's paths and
+the tombstones of its keys are read (held, where writers overlap); events not
+newer than what is kept are counted stale; removals drop the store's link to
+their key and write their tombstone; creations go through ``MirrorPass``, the
+same pass ``mirror`` uses, so directories are made and things in the way are
+skipped by the same rules, and their links then get the event's sequencer.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from filespace.meta.bulk import DoomedLink, drop
+from filespace.meta.counters import Tally
+from filespace.meta.mirror import MirrorPass
+from filespace.meta.namespace import require_dir
+from filespace.meta.records import EventCounts, EventRow, MirrorRow
+from filespace.meta.stores import require as require_store
+from filespace.meta.txn import Tx, chunks, marks
+
+TOMBSTONE_DAYS = 14
+"""How long a removal's tombstone is kept (SQS keeps a message at most 14 days)."""
+
+_DAY_NS = 86_400 * 10**9
+
+
+class _AtPath(NamedTuple):
+    """The entry at an event's path, with its link if it has one."""
+
+    name: str
+    id: int
+    type: str
+    kind: str
+    store_id: int | None
+    object_key: str | None
+    sequencer: str | None
+    size: int | None
+
+
+def later(sequencer: str, than: str) -> bool:
+    """Whether ``sequencer`` orders after ``than`` (both lowercase hex without leading zeros)."""
+    return (len(sequencer), sequencer) > (len(than), than)
+
+
+def apply_events(
+    tx: Tx, store_id: int, base_id: int, rows: Sequence[EventRow], now_ns: int
+) -> EventCounts:
+    """Apply ``rows`` (at most one per key) under ``base_id``; see ``Engine.apply_events``."""
+    require_dir(tx, base_id)
+    require_store(tx, store_id)
+    tx.run("DELETE FROM event_tombstones WHERE recorded_ns < ?", now_ns - TOMBSTONE_DAYS * _DAY_NS)
+    tombs = _tombstones(tx, store_id, base_id, [row.object_key for row in rows])
+    found = _entries(tx, base_id, rows)
+    tally = Tally()
+    stale = removed = unchanged = 0
+    doomed: list[DoomedLink] = []
+    buried: list[tuple[int, int, str, str, int]] = []
+    creates: list[int] = []
+    for index, row in enumerate(rows):
+        there = found.get(index)
+        ours = (
+            there is not None
+            and there.type == "file"
+            and there.store_id == store_id
+            and there.object_key == row.object_key
+        )
+        last = there.sequencer if ours and there is not None else None
+        last = last or tombs.get(row.object_key)
+        if row.sequencer and last and not later(row.sequencer, last):
+            stale += 1
+            continue
+        if not row.removed:
+            creates.append(index)
+            continue
+        if ours and there is not None:
+            doomed.append(DoomedLink(there.id, there.parent_id, store_id, int(there.size or 0)))
+            removed += 1
+        else:
+            unchanged += 1
+        if row.sequencer:
+            buried.append((base_id, store_id, row.object_key, row.sequencer, now_ns))
+    # Removals first: a creation below a removed key's path then finds it gone.
+    drop(tx, tally, doomed)
+    tally.write(tx, now_ns)
+    tx.many(
+        "INSERT INTO event_tombstones (base_id, data_store_id, object_key, sequencer, recorded_ns)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (base_id, data_store_id, object_key) DO UPDATE SET"
+        " sequencer = excluded.sequencer, recorded_ns = excluded.recorded_ns",
+        buried,
+    )
+    made = _create(tx, store_id, base_id, rows, creates, tombs, now_ns)
+    return EventCounts(
+        added=made.added,
+        updated=made.updated,
+        unchanged=unchanged + made.unchanged,
+        removed=removed + made.removed,
+        stale=stale,
+        skipped=made.skipped,
+    )
+
+
+def _create(
+    tx: Tx,
+    store_id: int,
+    base_id: int,
+    rows: Sequence[EventRow],
+    creates: Sequence[int],
+    tombs: dict[str, str],
+    now_ns: int,
+) -> EventCounts:
+    """Link the created objects through the mirror pass, then give them their sequencers."""
+    if not creates:
+        return EventCounts(0, 0, 0, 0, 0, [])
+    wanted = [rows[index] for index in creates]
+    # The mark is now: a mirror that started earlier keeps these links in its sweep.
+    mirrored = MirrorPass(tx, store_id, now_ns, now_ns, delete=True, dry_run=False)
+    counts = mirrored.run(
+        base_id, [MirrorRow(r.dir, r.name, r.object_key, r.size, r.etag) for r in wanted]
+    )
+    skipped = {index for index, _ in counts.skipped}
+    linked = [row for at, row in enumerate(wanted) if at not in skipped]
+    tx.many(
+        "UPDATE external_links SET sequencer = ? WHERE entry_id = "
+        "(SELECT id FROM entries WHERE parent_id = ? AND name = ?)",
+        [
+            (row.sequencer or None, mirrored.dirs[row.dir], row.name)
+            for row in linked
+            if isinstance(mirrored.dirs.get(row.dir), int)
+        ],
+    )
+    tx.many(
+        "DELETE FROM event_tombstones WHERE base_id = ? AND data_store_id = ? AND object_key = ?",
+        [(base_id, store_id, row.object_key) for row in linked if row.object_key in tombs],
+    )
+    return EventCounts(
+        added=counts.added,
+        updated=counts.updated,
+        unchanged=counts.unchanged,
+        removed=counts.removed,
+        stale=0,
+        skipped=[(creates[index], reason) for index, reason in counts.skipped],
+    )
+
+
+def _tombstones(tx: Tx, store_id: int, base_id: int, keys: Sequence[str]) -> dict[str, str]:
+    """The tombstones of ``keys`` under ``base_id``: key -> sequencer."""
+    found: dict[str, str] = {}
+    for chunk in chunks(sorted(set(keys))):
+        for key, sequencer in tx.all(
+            "SELECT object_key, sequencer FROM event_tombstones WHERE base_id = ? AND "
+            f"data_store_id = ? AND object_key IN ({marks(chunk)}){tx.dialect.row_lock}",
+            base_id,
+            store_id,
+            *chunk,
+        ):
+            found[str(key)] = str(sequencer)
+    return found
+
+
+class _Found(NamedTuple):
+    parent_id: int
+    id: int
+    type: str
+    store_id: int | None
+    object_key: str | None
+    sequencer: str | None
+    size: int | None
+
+
+def _entries(tx: Tx, base_id: int, rows: Sequence[EventRow]) -> dict[int, _Found]:
+    """The entry at each row's path, by row index (none where the path does not exist)."""
+    dirs: dict[str, int | None] = {"": base_id}
+
+    def directory(rel: str) -> int | None:
+        if rel in dirs:
+            return dirs[rel]
+        parent_rel, _, name = rel.rpartition("/")
+        parent = directory(parent_rel)
+        found = None
+        if parent is not None:
+            row = tx.one(
+                "SELECT id FROM entries WHERE parent_id = ? AND name = ? AND type = 'dir'",
+                parent,
+                name,
+            )
+            found = int(row[0]) if row is not None else None
+        dirs[rel] = found
+        return found
+
+    by_parent: dict[int, dict[str, int]] = defaultdict(dict)
+    for index, row in enumerate(rows):
+        parent = directory(row.dir)
+        if parent is not None:
+            by_parent[parent][row.name] = index
+    found: dict[int, _Found] = {}
+    for parent, names in by_parent.items():
+        for chunk in chunks(sorted(names)):
+            # Held, so that a follower or mirror racing on the same names sees what this one wrote.
+            tx.hold_entries(f"parent_id = ? AND name IN ({marks(chunk)})", parent, *chunk)
+            for entry in tx.rows(
+                _AtPath,
+                "SELECT e.name, e.id, e.type, e.kind, l.data_store_id, l.object_key, l.sequencer,"
+                " l.size FROM entries e LEFT JOIN external_links l ON l.entry_id = e.id "
+                f"WHERE e.parent_id = ? AND e.name IN ({marks(chunk)})",
+                parent,
+                *chunk,
+            ):
+                found[names[entry.name]] = _Found(
+                    parent,
+                    int(entry.id),
+                    entry.type if entry.kind != "native" else "native",
+                    entry.store_id,
+                    entry.object_key,
+                    entry.sequencer,
+                    entry.size,
+                )
+    return found
