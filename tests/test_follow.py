@@ -78,7 +78,7 @@ def test_an_unreachable_broker_is_one_error_without_the_password(connected: File
 
 def test_bad_sources_are_value_errors(connected: Filespace) -> None:
     for source in ("ftp://x/", "amqp://h:5672/%2F", "nats://h:4222/", 7):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="source"):
             connected.connect.follow(source, data_store_name="store", dest_dir="/f")
     with pytest.raises(ValueError, match="expose"):
         connected.connect.follow("http://0.0.0.0:8080/", data_store_name="store", dest_dir="/f")

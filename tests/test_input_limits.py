@@ -103,7 +103,7 @@ def test_native_writes_past_5_tib_are_efbig(
     before = dump()
     with fsp.fs.open("/f", "r+b", buffering=0) as raw:
         raw.seek(MAX)
-        with pytest.raises(OSError) as caught:
+        with pytest.raises(OSError, match="5 TiB") as caught:
             raw.write(b"x")
         assert caught.value.errno == errno.EFBIG
         raw.seek(2**63)
@@ -111,17 +111,17 @@ def test_native_writes_past_5_tib_are_efbig(
             raw.write(b"x")
         assert caught.value.errno == errno.EFBIG
         for size in HUGE:
-            with pytest.raises(OSError) as caught:
+            with pytest.raises(OSError, match="5 TiB") as caught:
                 raw.truncate(size)
             assert caught.value.errno == errno.EFBIG
     for size in HUGE:
-        with pytest.raises(OSError) as caught:
+        with pytest.raises(OSError, match="5 TiB") as caught:
             fsp.fs.truncate("/f", size)
         assert caught.value.errno == errno.EFBIG
     buffered = fsp.fs.open("/f", "r+b")
     buffered.seek(MAX - 1)
     buffered.write(b"two")  # buffered: refused when it reaches the file, at close
-    with pytest.raises(OSError) as caught:
+    with pytest.raises(OSError, match="5 TiB") as caught:
         buffered.close()
     assert caught.value.errno == errno.EFBIG
     assert dump() == before
@@ -171,7 +171,7 @@ def test_lone_surrogates_are_value_errors(space: tuple[Filespace, Callable[[], o
         lambda: connect.update_http_file_url("/h", "https://h" + SURROGATE + "/", size=1),
     ]
     for attempt in attempts:
-        with pytest.raises(ValueError) as caught:
+        with pytest.raises(ValueError, match="UTF-8") as caught:
             attempt()
         _not_raw(caught.value)
         assert secret not in str(caught.value)
