@@ -27,7 +27,7 @@ def test_a_cursor_goes_back_to_where_it_was_made() -> None:
         ("c1.YTo5", "^malformed cursor$"),  # "a:9"
         ("c1.__8", "^malformed cursor$"),  # not UTF-8
         ("c1.NDo5", "^the cursor belongs to another data store$"),  # store 4
-        ("c1.MzotMQ", "^the cursor belongs to another data store$"),  # "3:-1"
+        ("c1.MzotMQ", "^malformed cursor$"),  # "3:-1": ids are never negative
     ],
 )
 def test_bad_cursors(cursor: str, message: str) -> None:

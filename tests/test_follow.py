@@ -77,8 +77,14 @@ def test_an_unreachable_broker_is_one_error_without_the_password(connected: File
 
 
 def test_bad_sources_are_value_errors(connected: Filespace) -> None:
-    for source in ("ftp://x/", "amqp://h:5672/%2F", "nats://h:4222/", 7):
-        with pytest.raises(ValueError, match="source"):
-            connected.connect.follow(source, data_store_name="store", dest_dir="/f")
+    refusals = {
+        "ftp://x/": "is not amqp://, nats://, sqs:// or http://",
+        "amqp://h:5672/%2F": r"name the queue \(\?queue=NAME\)",
+        "nats://h:4222/": "subject",
+        7: "must be a URL string",
+    }
+    for source, message in refusals.items():
+        with pytest.raises(ValueError, match=message):
+            connected.connect.follow(source, data_store_name="store", dest_dir="/f")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="expose"):
         connected.connect.follow("http://0.0.0.0:8080/", data_store_name="store", dest_dir="/f")
