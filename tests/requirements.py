@@ -54,7 +54,6 @@ def required() -> frozenset[str]:
 
 def _group_of(message: str) -> str | None:
     """The group a skip message names, if it was made by :func:`reason`."""
-    message = message.removeprefix("Skipped: ")
     if not message.startswith(_PREFIX):
         return None
     group = message[len(_PREFIX) :].partition(":")[0]
@@ -76,14 +75,14 @@ def _enforce(report: pytest.TestReport | pytest.CollectReport, config: pytest.Co
     wanted = config.stash[_REQUIRED]
     if not report.skipped or hasattr(report, "wasxfail"):
         return
-    message = _skip_message(report)
+    message = _skip_message(report).removeprefix("Skipped: ")
     group = _group_of(message)
     if group is None or group not in wanted:
         return
     report.outcome = "failed"
     report.longrepr = (
         f"{group} is required ({REQUIRE_ENV}={','.join(sorted(wanted))}) "
-        f"but the test skipped: {message.removeprefix('Skipped: ')}"
+        f"but the test skipped: {message}"
     )
     config.stash[_MISSING].setdefault(group, []).append(f"{report.nodeid}: {message}")
 
