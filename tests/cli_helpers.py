@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import termios
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -32,7 +33,7 @@ import pytest
 import filespace
 from filespace import S3DataStoreConfig
 from filespace.testing import S3Identity, SeaweedS3
-from tests import leakguard
+from tests import leakguard, waiting
 from tests.s3fixtures import _delete_bucket
 
 FILESPACE = shutil.which("filespace", path=str(Path(sys.executable).parent)) or shutil.which(
@@ -190,7 +191,15 @@ class Cli:
                 break
             chunks.append(chunk)
             if not typed and after.encode() in b"".join(chunks):
-                time.sleep(0.2)  # let the prompt switch echo off
+                # The prompt is printed before echo goes off (and typeahead is
+                # flushed then): type once the terminal says echo is off.
+                waiting.until(
+                    lambda: (
+                        not termios.tcgetattr(master)[3] & termios.ECHO or proc.poll() is not None
+                    ),
+                    "the hidden prompt to turn echo off",
+                    poll_s=0.01,
+                )
                 os.write(master, answer.encode())
                 typed = True
         os.close(master)

@@ -1,1 +1,8 @@
-pytest_plugins = ["tests.leakguard", "tests.s3fixtures", "tests.fsfixtures"]
+pytest_plugins = [
+    "tests.requirements",
+    "tests.seeds",
+    "tests.leakguard",
+    "tests.s3fixtures",
+    "tests.fsfixtures",
+    "tests.pgcluster",
+]

@@ -14,6 +14,7 @@ import pytest
 
 import filespace
 from filespace.testing import SeaweedS3
+from tests import requirements
 
 
 @pytest.fixture(autouse=True)
@@ -36,16 +37,18 @@ def postgres_url() -> str:
     """The test server's URL, or a skip saying how to get one."""
     url = os.environ.get(POSTGRES_ENV)
     if not url:
-        pytest.skip(f"{POSTGRES_ENV} is not set: PostgreSQL tests need a server (.ci/run sets it)")
+        requirements.skip(
+            "postgresql", f"{POSTGRES_ENV} is not set: these tests need a server (.ci/run sets it)"
+        )
     return url
 
 
 @contextmanager
-def postgres_schema_url() -> Iterator[str]:
-    """A URL naming a fresh schema in the test database; the schema is dropped after."""
+def postgres_schema_url(server: str | None = None) -> Iterator[str]:
+    """A URL naming a fresh schema in the test database (or ``server``'s); dropped after."""
     import psycopg
 
-    base = postgres_url()
+    base = server or postgres_url()
     schema = f"t_{uuid.uuid4().hex[:16]}"
     separator = "&" if "?" in base else "?"
     try:

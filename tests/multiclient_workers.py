@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from multiprocessing.synchronize import Barrier
+from multiprocessing.synchronize import Barrier, Event
 
 import filespace
 
@@ -46,28 +45,27 @@ def link_many(location: str, barrier: Barrier, prefix: str, count: int) -> dict[
     return outcomes
 
 
-def remove_store_repeatedly(location: str, barrier: Barrier, seconds: float) -> str:
-    """Keep trying to remove the store until it goes or time runs out."""
+def remove_store_repeatedly(location: str, barrier: Barrier, done: Event) -> str:
+    """Try to remove the store until it goes or ``done`` is set (at least once)."""
     with filespace.open(location) as fsp:
         barrier.wait()
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+        while True:
             try:
                 fsp.connect.remove_data_store("store")
             except filespace.DataStoreNotEmptyError:
+                if done.is_set():
+                    return "refused"
                 continue
             return "removed"
-        return "refused"
 
 
-def read_repeatedly(location: str, barrier: Barrier, path: str, seconds: float) -> int:
-    """Read ``path`` over and over; return how many whole reads matched."""
+def read_repeatedly(location: str, barrier: Barrier, path: str, done: Event) -> int:
+    """Read ``path`` over and over until ``done`` is set; how many whole reads matched."""
     good = 0
     with filespace.open(location) as fsp:
         expected = fsp.fs.read_file(path)
         barrier.wait()
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+        while not done.is_set() or good == 0:
             assert fsp.fs.read_file(path) == expected
             good += 1
     return good

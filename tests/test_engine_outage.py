@@ -1,12 +1,13 @@
-"""The PostgreSQL server restarts in the middle of a long mirror: nothing half-applied."""
+"""The PostgreSQL server restarts in the middle of a long mirror: nothing half-applied.
+
+The server is a throw-away cluster of this module's own (``pg_cluster``), never
+the machine's.
+"""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -14,28 +15,19 @@ import filespace
 from filespace import MirrorReport
 from filespace.connect import mirror
 from filespace.testing import SeaweedS3
-from tests.fsfixtures import postgres_schema_url, postgres_url, store_config
+from tests.fsfixtures import postgres_schema_url, store_config
+from tests.pgcluster import PgCluster
 from tests.test_link_files import put_objects, s3_client
 from tests.test_mirror import bucket_links, links_under
 
 
-def _restart_command() -> list[str]:
-    """How to restart the local PostgreSQL server, or a skip saying why we can't."""
-    url = postgres_url()
-    if urlsplit(url).hostname not in ("127.0.0.1", "localhost"):
-        pytest.skip("restarting PostgreSQL needs the server on this machine")
-    tool = shutil.which("pg_ctlcluster")
-    clusters = sorted(Path("/etc/postgresql").glob("*/main"))
-    if tool is None or not clusters:
-        pytest.skip("restarting PostgreSQL needs pg_ctlcluster and a local cluster")
-    version = clusters[-1].parent.name
-    return [tool, "--skip-systemctl-redirect", version, "main", "restart", "-m", "fast"]
-
-
 def test_mirror_rides_out_a_server_restart(
-    s3_server: SeaweedS3, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pg_cluster: PgCluster,
+    s3_server: SeaweedS3,
+    bucket: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    restart = _restart_command()
     monkeypatch.setattr(mirror, "BATCH_SIZE", 200)
     s3 = s3_client(s3_server)
     objects = {f"p/d{i % 10}/o{i:05d}": f"v{i}".encode() for i in range(1500)}
@@ -44,10 +36,10 @@ def test_mirror_rides_out_a_server_restart(
 
     def progress(report: MirrorReport) -> None:
         if not restarted and report.added >= 400:
-            subprocess.run(restart, check=True, capture_output=True, timeout=120)
+            pg_cluster.restart()
             restarted.append(report.added)
 
-    with postgres_schema_url() as url:
+    with postgres_schema_url(pg_cluster.url) as url:
         with filespace.create(url, name="outage", data=(tmp_path / "b").as_uri()) as fsp:
             fsp.connect.enable()
             fsp.connect.add_data_store("store", store_config(s3_server, bucket))

@@ -20,6 +20,7 @@ import pytest
 
 import filespace
 from filespace.testing import SeaweedS3
+from tests import requirements
 from tests.cli_helpers import FILESPACE, Cli, add_store, all_secrets, link, new_cli, write
 from tests.fsfixtures import postgres_schema_url
 
@@ -75,7 +76,9 @@ def _fuse_missing() -> str | None:
 
 
 _WHY_NOT = _fuse_missing()
-pytestmark = pytest.mark.skipif(_WHY_NOT is not None, reason=str(_WHY_NOT))
+pytestmark = pytest.mark.skipif(
+    _WHY_NOT is not None, reason=requirements.reason("fuse", str(_WHY_NOT))
+)
 
 BIG = os.urandom(20 * 1024 * 1024 + 12_345)  # several blocks and readahead windows
 SMALL = b"id,value\n1,one\n2,two\n"

@@ -25,7 +25,7 @@ import filespace
 from filespace import keys
 from filespace.meta.pgconnect import lasting_error
 from filespace.testing import SeaweedS3
-from tests import leakguard
+from tests import leakguard, requirements
 from tests.cli_helpers import new_cli
 from tests.fsfixtures import postgres_schema_url, postgres_url
 from tests.test_blocks import s3_data
@@ -40,7 +40,7 @@ def with_password(url: str, password: str = PASSWORD) -> str:
     """``url`` with ``password`` in its user part (the test server ignores it)."""
     parts = urlsplit(url)
     if not parts.username:
-        pytest.skip("the test PostgreSQL URL names no user to give a password")
+        requirements.skip("postgresql", "the test PostgreSQL URL names no user to give a password")
     user, _, host = parts.netloc.rpartition("@")
     return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:{password}@{host}"))
 

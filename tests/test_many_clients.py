@@ -94,12 +94,16 @@ def test_remove_store_racing_links(shared: str, s3_server: SeaweedS3, bucket: st
     executor, manager = _pool(PROCESSES)
     with executor, manager:
         barrier = manager.Barrier(PROCESSES)
+        linked_all = manager.Event()  # the remover tries until the linkers are done
         jobs = [
             executor.submit(workers.link_many, shared, barrier, f"/d{index}", 40)
             for index in range(linkers)
         ]
-        remover = executor.submit(workers.remove_store_repeatedly, shared, barrier, 5.0)
-        outcomes = [job.result() for job in jobs]
+        remover = executor.submit(workers.remove_store_repeatedly, shared, barrier, linked_all)
+        try:
+            outcomes = [job.result() for job in jobs]
+        finally:
+            linked_all.set()
         removal = remover.result()
     linked = sum(outcome["linked"] for outcome in outcomes)
     with filespace.open(shared) as fsp:
@@ -130,16 +134,20 @@ def test_rekey_while_others_read(
     executor, manager = _pool(readers)
     with executor, manager:
         barrier = manager.Barrier(readers + 1)
+        rekeyed = manager.Event()  # the readers read until every rekey is done
         jobs = [
-            executor.submit(workers.read_repeatedly, shared, barrier, "/data.bin", 4.0)
+            executor.submit(workers.read_repeatedly, shared, barrier, "/data.bin", rekeyed)
             for _ in range(readers)
         ]
         barrier.wait()
-        with filespace.open(shared) as fsp:
-            for identity in [s3_server.spare, s3_server.admin, s3_server.spare]:
-                fsp.connect.rekey_data_store(
-                    "store", S3Credentials(identity.access_key, identity.secret_key)
-                )
+        try:
+            with filespace.open(shared) as fsp:
+                for identity in [s3_server.spare, s3_server.admin, s3_server.spare]:
+                    fsp.connect.rekey_data_store(
+                        "store", S3Credentials(identity.access_key, identity.secret_key)
+                    )
+        finally:
+            rekeyed.set()
         counts = [job.result() for job in jobs]
     assert all(count > 0 for count in counts)
     with filespace.open(shared) as fsp:

@@ -7,11 +7,12 @@ from __future__ import annotations
 import errno
 import os
 import random
+import re
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,12 @@ import pytest
 
 import filespace
 from filespace import Filespace
+from filespace.connect import access
+from filespace.connect.signing import UrlSigner
 from filespace.io import prefetch
 from filespace.io.prefetch import BLOCK_SIZE, REQUEST_SIZE
 from filespace.testing import SeaweedS3
+from tests import waiting
 from tests.fsfixtures import store_config
 
 B = BLOCK_SIZE
@@ -160,7 +164,6 @@ def test_lasting_outage_is_eio_naming_the_path(
     s3_admin.put_object(Bucket=bucket, Key="o.bin", Body=os.urandom(2 * B))
     connected.connect.link_file("/o.bin", "store", "o.bin")
     s3_server.pause()  # requests hang: each attempt times out
-    began = time.monotonic()
     try:
         with pytest.raises(filespace.ExternalReadError) as info:
             connected.fs.read_file("/o.bin")
@@ -168,34 +171,42 @@ def test_lasting_outage_is_eio_naming_the_path(
         s3_server.resume()
     assert info.value.errno == errno.EIO
     assert "/o.bin" in str(info.value)
-    assert "gave up" in str(info.value)
-    assert time.monotonic() - began < 40
+    # It gave up after a bounded number of attempts (how long that took is for
+    # benchmarks, not tests; a read that never gives up hits the suite's timeout).
+    assert re.search(r"gave up after \d+ attempt\(s\)", str(info.value)), str(info.value)
 
 
-@pytest.mark.slow
 # URL lifetimes are the reader's business, not the engine's: one engine is enough.
 @pytest.mark.parametrize("engine_name", ["sqlite"], indirect=True)
 def test_reads_outlast_short_lived_urls(
-    connected: Filespace, s3_server: SeaweedS3, s3_admin: Any, bucket: str
+    connected: Filespace,
+    s3_server: SeaweedS3,
+    s3_admin: Any,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Slow on purpose (about 70 s): the store's URLs live one minute, and the
-    # point is a single open handle that keeps reading after its first URL
-    # would have expired. Each read takes a new block, so each one is a request.
+    # A single open handle keeps reading after the URLs it was given expired.
+    # The store's URLs live 2 s here instead of its minute (the signer's
+    # lifetime is a parameter), and between reads the test waits until the
+    # server refuses a URL signed after the last read, so every URL the handle
+    # holds has expired too. Each read takes a new block: each is a request.
+    monkeypatch.setattr(access, "UrlSigner", lambda client, _lifetime_s: UrlSigner(client, 2))
     data = os.urandom(16 * B)
     s3_admin.put_object(Bucket=bucket, Key="s.bin", Body=data)
-    connected.connect.add_data_store(
-        "short", store_config(s3_server, bucket, url_expiration_minutes=1)
-    )
+    connected.connect.add_data_store("short", store_config(s3_server, bucket))
     connected.connect.link_file("/s.bin", "short", "s.bin")
     blocks = list(range(16))
     random.Random(3).shuffle(blocks)
-    began = time.monotonic()
+    params = {"Bucket": bucket, "Key": "s.bin"}
     with connected.fs.open("/s.bin", "rb", buffering=0) as raw:
-        for step, block in enumerate(blocks[:15]):
-            time.sleep(max(0.0, began + 5 * step - time.monotonic()))
+        for step, block in enumerate(blocks[:3]):
+            if step:
+                later = s3_admin.generate_presigned_url("get_object", Params=params, ExpiresIn=2)
+                waiting.until(
+                    partial(waiting.expired, later), "a URL signed after the read to expire"
+                )
             raw.seek(block * B + 3)
             assert raw.read(1000) == data[block * B + 3 : block * B + 1003]
-    assert time.monotonic() - began > 65
 
 
 # -- sequential reads from a near server: one GET, read straight into the caller's buffer --

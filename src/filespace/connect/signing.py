@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 
 from filespace.objects.s3 import S3Client
 
@@ -21,8 +22,16 @@ _MIN_MARGIN_S = 30.0
 class UrlSigner:
     """Signs GET URLs for one data store's credentials."""
 
-    def __init__(self, client: S3Client, lifetime_s: int) -> None:
+    def __init__(
+        self,
+        client: S3Client,
+        lifetime_s: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``clock`` tells the seconds that count down a URL's life (tests set it)."""
         self.client = client
+        self._clock = clock
         self._lifetime_s = lifetime_s
         self._margin_s = min(max(lifetime_s / 10, _MIN_MARGIN_S), lifetime_s / 2)
         self._urls: OrderedDict[str, tuple[str, float]] = OrderedDict()
@@ -33,7 +42,7 @@ class UrlSigner:
 
     def url(self, key: str, *, fresh: bool = False) -> str:
         """A URL for ``key`` with comfortable time left; ``fresh`` forces a new one."""
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             cached = self._urls.get(key)
             if cached is not None and not fresh and cached[1] - now > self._margin_s:
