@@ -14,6 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests import requirements
+
 AMQP = os.environ.get("FILESPACE_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/%2F")
 NATS = os.environ.get("FILESPACE_TEST_NATS", "nats://127.0.0.1:4222")
 
@@ -27,7 +29,9 @@ class AmqpQueue:
         try:
             self._connection = pika.BlockingConnection(pika.URLParameters(AMQP))
         except Exception as exc:  # noqa: BLE001 - any failure to connect means: no broker here
-            pytest.skip(f"no RabbitMQ at {AMQP.split('@')[-1]} ({type(exc).__name__}): start it")
+            requirements.skip(
+                "rabbitmq", f"no RabbitMQ at {AMQP.split('@')[-1]} ({type(exc).__name__}): start it"
+            )
         self.name = f"fs-{uuid.uuid4().hex[:10]}"
         self._channel = self._connection.channel()
         self._channel.queue_declare(self.name, durable=True)
@@ -55,7 +59,9 @@ class NatsStream:
         try:
             asyncio.run(self._add())
         except Exception as exc:  # noqa: BLE001 - any failure to connect means: no broker here
-            pytest.skip(f"no NATS JetStream at {NATS} ({type(exc).__name__}: {exc}): start it")
+            requirements.skip(
+                "nats", f"no NATS JetStream at {NATS} ({type(exc).__name__}: {exc}): start it"
+            )
 
     async def _add(self) -> None:
         import nats

@@ -18,12 +18,12 @@ import pytest
 
 REQUIRE_ENV = "FILESPACE_TEST_REQUIRE"
 
-# The parts a test may require, and what provides each. The message brokers
-# (RabbitMQ on 127.0.0.1:5672, NATS on 127.0.0.1:4222) get a line here, and a
-# place in .ci/run's FILESPACE_TEST_REQUIRE, once a test uses them.
+# The parts a test may require, and what provides each (.ci/run requires them all).
 GROUPS = {
     "postgresql": "a PostgreSQL server (FILESPACE_TEST_POSTGRES) and its initdb/pg_ctl",
     "fuse": "FUSE mounts (/dev/fuse, fusermount3, libfuse3)",
+    "rabbitmq": "RabbitMQ on 127.0.0.1:5672 (FILESPACE_TEST_AMQP), for the follow tests",
+    "nats": "NATS with JetStream on 127.0.0.1:4222 (FILESPACE_TEST_NATS), for the follow tests",
 }
 
 _PREFIX = "requires "
