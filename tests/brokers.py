@@ -76,6 +76,19 @@ class NatsStream:
 
         asyncio.run(send())
 
+    def depth(self, durable: str = "filespace") -> int:
+        """Messages the follower's consumer has not had acknowledged (waiting or in flight)."""
+
+        async def ask() -> int:
+            import nats
+
+            client = await nats.connect(NATS)
+            info = await client.jetstream().consumer_info(self.stream, durable)
+            await client.close()
+            return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+
+        return asyncio.run(ask())
+
     def close(self) -> None:
         async def delete() -> None:
             import nats

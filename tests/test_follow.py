@@ -77,8 +77,14 @@ def test_an_unreachable_broker_is_one_error_without_the_password(connected: File
 
 
 def test_bad_sources_are_value_errors(connected: Filespace) -> None:
-    for source in ("ftp://x/", "amqp://h:5672/%2F", "nats://h:4222/", 7):
-        with pytest.raises(ValueError, match="source"):
+    for source, why in (
+        ("ftp://x/", "is not amqp://"),
+        ("amqp://h:5672/%2F", r"name the queue \(\?queue=NAME\)"),
+        ("nats://h:4222/", "name the subject"),
+        ("nats://h:4222/s?ack_wait=0", "ack_wait must be seconds > 0"),
+        (7, "source must be a URL string"),
+    ):
+        with pytest.raises(ValueError, match=why):
             connected.connect.follow(source, data_store_name="store", dest_dir="/f")
     with pytest.raises(ValueError, match="expose"):
         connected.connect.follow("http://0.0.0.0:8080/", data_store_name="store", dest_dir="/f")

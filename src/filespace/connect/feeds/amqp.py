@@ -95,6 +95,9 @@ class AmqpFeed:
         except (pika.exceptions.AMQPError, OSError) as exc:
             raise self._error("lost", exc) from None
 
+    def outstanding(self) -> int:
+        return 0  # RabbitMQ requeues at once when a connection closes
+
     def close(self) -> None:
         connection, self._connection, self._channel, self._stream = (
             self._connection,
