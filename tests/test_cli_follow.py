@@ -212,7 +212,7 @@ def _applied(run: Running) -> int:
 
 def _many_changes(s3_server: SeaweedS3, bucket: str, count: int) -> list[bytes]:
     """``count`` real puts (some overwritten, some deleted), one record per message, each
-    message sent three times, shuffled."""
+    message sent ten times (a long stream, to be killed in the middle of), shuffled."""
     changes = Bucket(s3_client(s3_server), bucket)
     for index in range(count):
         changes.put(f"k/{index % 7}/o {index}", b"v" * (index % 5))
@@ -220,7 +220,7 @@ def _many_changes(s3_server: SeaweedS3, bucket: str, count: int) -> list[bytes]:
         changes.put(f"k/{index % 7}/o {index}", b"again")
     for index in range(0, count, 11):
         changes.delete(f"k/{index % 7}/o {index}")
-    bodies = [as_message([one]) for one in changes.records] * 3
+    bodies = [as_message([one]) for one in changes.records] * 10
     random.Random(7).shuffle(bodies)
     return bodies
 
