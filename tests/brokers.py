@@ -8,7 +8,10 @@ gets its own queue or JetStream stream, removed afterwards.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import socket
+import threading
 import uuid
 from collections.abc import Iterator
 
@@ -82,6 +85,19 @@ class NatsStream:
 
         asyncio.run(send())
 
+    def depth(self, durable: str = "filespace") -> int:
+        """Messages the follower's consumer has not had acknowledged (waiting or in flight)."""
+
+        async def ask() -> int:
+            import nats
+
+            client = await nats.connect(NATS)
+            info = await client.jetstream().consumer_info(self.stream, durable)
+            await client.close()
+            return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+
+        return asyncio.run(ask())
+
     def close(self) -> None:
         async def delete() -> None:
             import nats
@@ -105,3 +121,59 @@ def nats_stream() -> Iterator[NatsStream]:
     stream = NatsStream()
     yield stream
     stream.close()
+
+
+class Cuttable:
+    """A loopback TCP relay to a broker whose connections the test can cut (``cut``).
+
+    A cut closes both sides of every connection relayed so far, as a broker
+    restart or a network failure would; new connections are relayed as before.
+    """
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self._target = target
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._lock = threading.Lock()
+        self._open: list[socket.socket] = []
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:  # closed
+                return
+            try:
+                server = socket.create_connection(self._target)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._open += [client, server]
+                self.connections += 1
+            for one, other in ((client, server), (server, client)):
+                threading.Thread(target=_pump, args=(one, other), daemon=True).start()
+
+    def cut(self) -> None:
+        with self._lock:
+            doomed, self._open = self._open, []
+        for sock in doomed:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def close(self) -> None:
+        self._listener.close()
+        self.cut()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    with contextlib.suppress(OSError):
+        sink.shutdown(socket.SHUT_WR)

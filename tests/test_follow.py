@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import uuid
+from urllib.parse import urlsplit
 
 import pytest
 
 import filespace
 from filespace import Filespace
 from filespace.testing import SeaweedS3
-from tests.brokers import AmqpQueue, NatsStream, amqp_queue, nats_stream  # noqa: F401
+from tests import leakguard
+from tests.brokers import AMQP, NATS, AmqpQueue, NatsStream, amqp_queue, nats_stream  # noqa: F401
 from tests.bucket_events import Bucket, as_message
 from tests.test_link_files import s3_client
 from tests.test_mirror import bucket_links, links_under
@@ -77,14 +82,42 @@ def test_an_unreachable_broker_is_one_error_without_the_password(connected: File
 
 
 def test_bad_sources_are_value_errors(connected: Filespace) -> None:
-    refusals = {
-        "ftp://x/": "is not amqp://, nats://, sqs:// or http://",
-        "amqp://h:5672/%2F": r"name the queue \(\?queue=NAME\)",
-        "nats://h:4222/": "subject",
-        7: "must be a URL string",
-    }
-    for source, message in refusals.items():
-        with pytest.raises(ValueError, match=message):
-            connected.connect.follow(source, data_store_name="store", dest_dir="/f")  # type: ignore[arg-type]
+    for source, why in (
+        ("ftp://x/", "is not amqp://"),
+        ("amqp://h:5672/%2F", r"name the queue \(\?queue=NAME\)"),
+        ("nats://h:4222/", "name the subject"),
+        ("nats://h:4222/s?ack_wait=0", "ack_wait must be seconds > 0"),
+        (7, "source must be a URL string"),
+    ):
+        with pytest.raises(ValueError, match=why):
+            connected.connect.follow(source, data_store_name="store", dest_dir="/f")
     with pytest.raises(ValueError, match="expose"):
         connected.connect.follow("http://0.0.0.0:8080/", data_store_name="store", dest_dir="/f")
+
+
+def test_broker_clients_log_no_password(
+    connected: Filespace, caplog: pytest.LogCaptureFixture
+) -> None:
+    """pika's and nats-py's own DEBUG logging, with a refused login and a good connection."""
+    password = "broker-password-" + uuid.uuid4().hex
+    leakguard.remember(password)
+    caplog.set_level(logging.DEBUG)
+    amqp = urlsplit(AMQP)
+    refused = connected.connect.follow(
+        f"amqp://guest:{password}@{amqp.hostname}:{amqp.port}/%2F?queue=q",
+        data_store_name="store",
+        dest_dir="/f",
+    )
+    with pytest.raises(filespace.FeedError, match="ACCESS_REFUSED") as caught:
+        refused.run(until="drained")
+    nats = urlsplit(NATS)
+    subject = f"fs.{uuid.uuid4().hex[:10]}"
+    with contextlib.suppress(filespace.FeedError):  # with or without auth on the server
+        connected.connect.follow(
+            f"nats://someone:{password}@{nats.hostname}:{nats.port}/{subject}",
+            data_store_name="store",
+            dest_dir="/f",
+        ).run(until="drained")
+    assert caplog.records  # pika logged its DEBUG lines
+    logged = "\n".join(f"{r.name} {r.getMessage()} {r.args!r}" for r in caplog.records)
+    assert password not in logged + str(caught.value)

@@ -17,6 +17,7 @@ from filespace.cli import (
     connectstate,
     context,
     files,
+    follow,
     keys,
     links,
     mirror,
@@ -85,6 +86,7 @@ files.register(app)
 transfer.register(app)
 links.register(app)
 mirror.register(app)
+follow.register(app)
 mount.register(app)
 connectstate.register(space.connect_app)
 app.add_typer(space.connect_app, name="connect")

@@ -29,11 +29,16 @@ from filespace.connect.feeds import Feed, FeedError
 from filespace.connect.models import MirrorReport, SyncReport
 from filespace.redaction import public_location
 
-FETCH_LIMIT = 200
-"""Messages applied together (one acknowledgement)."""
+FETCH_LIMIT = 1000
+"""Messages applied together (one acknowledgement). MinIO and Ceph send one record per
+message, so this is what amortizes a batch's fixed cost when events come fast."""
 
 WAIT_S = 0.5
 """How long a fetch waits for a first message: the longest a stop waits too."""
+
+DRAIN_WAIT_S = 0.1
+"""In a drain that has had messages, how long an empty fetch waits before the feed counts
+as drained: by then the broker is handing over what is queued without a pause."""
 
 BACKOFF_S = 0.5
 MAX_BACKOFF_S = 30.0
@@ -102,7 +107,9 @@ class Follower:
 
         ``FeedError`` if the feed cannot be reached at start; later failures are
         retried with backoff. A webhook is never drained: ``"drained"`` then ends
-        at the first wait with nothing posted.
+        at the first wait with nothing posted. A drain also waits for messages a
+        killed run had fetched and not acknowledged, until the broker delivers
+        them again (JetStream: after the consumer's AckWait).
         """
         if (
             until is not None
@@ -112,7 +119,9 @@ class Follower:
             raise ValueError(f'until must be None, "drained" or seconds, got {until!r}')
         deadline = None if until is None or until == "drained" else time.monotonic() + until
         self._feed.connect()
+        self._tell()  # connected: the progress callback hears it before any batch
         next_reconcile = time.monotonic() if self._every and until != "drained" else None
+        first_wait = WAIT_S
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
@@ -121,9 +130,11 @@ class Follower:
                 if next_reconcile is not None and now >= next_reconcile:
                     self._reconciled()
                     next_reconcile = time.monotonic() + (self._every or 0)
-                wait = WAIT_S if deadline is None else max(0.0, min(WAIT_S, deadline - now))
+                wait = first_wait if deadline is None else max(0.0, min(WAIT_S, deadline - now))
                 got = self._batch(wait)
-                if got == 0 and until == "drained":
+                if got > 0 and until == "drained":
+                    first_wait = DRAIN_WAIT_S
+                if got == 0 and until == "drained" and not self._outstanding():
                     break
             if until == "drained" and self._every and not self._stop.is_set():
                 self._reconciled()
@@ -159,11 +170,20 @@ class Follower:
         self._tell()
         return len(messages)
 
+    def _outstanding(self) -> bool:
+        """Whether a consumer that went away (a killed run) still holds messages."""
+        try:
+            return self._feed.outstanding() > 0
+        except FeedError as exc:
+            self._reconnect(str(exc))
+            return True
+
     def _reconnect(self, problem: str) -> None:
         """Connect the feed again, backing off, until it answers or ``stop()``."""
         delay = BACKOFF_S
         with self._lock:
             self._stats.last_problem = problem
+        self._tell()
         self._feed.close()
         while not self._stop.is_set():
             self._stop.wait(random.uniform(delay / 2, delay))
@@ -178,6 +198,7 @@ class Follower:
                 continue
             with self._lock:
                 self._stats.reconnects += 1
+            self._tell()
             return
 
     def _reconciled(self) -> None:

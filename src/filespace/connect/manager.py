@@ -445,7 +445,8 @@ class ConnectManager:
         Nothing is connected until ``Follower.run``. Messages are acknowledged
         only after their changes commit. ``reconcile_every`` seconds: an
         incremental ``mirror`` of the prefix catches what was never delivered.
-        ``progress`` is called with the stats after every batch. See
+        ``progress`` is called with the stats once connected, after every batch
+        and reconcile, and when the feed is lost and found again. See
         ``docs/following.md``.
         """
         self._gate.require()

@@ -17,11 +17,16 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from filespace.connect.feeds.base import FeedError, Message
 from filespace.redaction import passwords_of, public_location, without_secrets
 
-PREFETCH = 500
-"""Messages the broker may send ahead of acknowledgements."""
+PREFETCH = 2000
+"""Messages the broker may send ahead of acknowledgements (room for a whole fetch, and the
+next one arriving while the first is applied)."""
 
 IDLE_S = 0.05
 """A pause this long between messages ends a fetch."""
+
+GATHER_S = 0.1
+"""A fetch ends this long after its first message, even while messages keep coming:
+a steady stream is applied in batches every tenth of a second, not once one is full."""
 
 
 class AmqpFeed:
@@ -81,6 +86,10 @@ class AmqpFeed:
                         break
                     continue
                 found.append(Message(bytes(body), method.delivery_tag))
+                if len(found) == 1:
+                    deadline = time.monotonic() + GATHER_S
+                elif time.monotonic() >= deadline:
+                    break
         except (pika.exceptions.AMQPError, OSError, StopIteration) as exc:
             raise self._error("lost", exc) from None
         return found
@@ -94,6 +103,9 @@ class AmqpFeed:
             self._channel.basic_ack(max(m.tag for m in messages), multiple=True)
         except (pika.exceptions.AMQPError, OSError) as exc:
             raise self._error("lost", exc) from None
+
+    def outstanding(self) -> int:
+        return 0  # RabbitMQ requeues at once when a connection closes
 
     def close(self) -> None:
         connection, self._connection, self._channel, self._stream = (

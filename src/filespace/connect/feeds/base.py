@@ -32,5 +32,12 @@ class Feed(Protocol):
     def ack(self, messages: Sequence[Message]) -> None:
         """Confirm ``messages``: their changes are committed."""
 
+    def outstanding(self) -> int:
+        """Messages delivered to a consumer that went away and not yet given back (0: none).
+
+        A drain waits for them: a broker that hands them back only after a
+        timeout (JetStream's AckWait) would otherwise end a drain without them.
+        """
+
     def close(self) -> None:
         """Let go of the connection; what is unacknowledged comes back. Idempotent."""

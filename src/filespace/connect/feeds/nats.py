@@ -1,9 +1,12 @@
 """A NATS subject (MinIO's and Ceph RGW's NATS targets publish to it), via ``nats-py``.
 
-``nats://[user:password@]host:port/SUBJECT[?durable=NAME]``. When a JetStream
-stream captures the subject, a durable pull consumer (``durable``, default
-``filespace``) reads it: messages are kept until acknowledged, so a follower
-that was down, or killed mid-batch, gets them again. Otherwise the subject is
+``nats://[user:password@]host:port/SUBJECT[?durable=NAME&ack_wait=SECONDS]``.
+When a JetStream stream captures the subject, a durable pull consumer
+(``durable``, default ``filespace``) reads it: messages are kept until
+acknowledged, so a follower that was down, or killed mid-batch, gets them
+again, once the consumer's AckWait has passed (``ack_wait``, default 30 s, set
+when the consumer is made; an existing consumer keeps its own). A drain
+(``--once``) waits for such messages (``outstanding``). Otherwise the subject is
 read with core NATS, which keeps nothing: what is published while no follower
 listens, or is in flight when one dies, is lost, and only a reconcile
 (``reconcile_every``) brings those changes in. Use JetStream (MinIO's
@@ -23,6 +26,10 @@ from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 from filespace.connect.feeds.base import FeedError, Message
 from filespace.redaction import passwords_of, public_location, without_secrets
 
+ACK_WAIT_S = 30.0
+"""How long JetStream waits for an acknowledgement before delivering again (its default)."""
+MAX_ACK_WAIT_S = 86400.0
+
 
 class NatsFeed:
     """One subject of one NATS server."""
@@ -39,6 +46,14 @@ class NatsFeed:
         options = dict(parse_qsl(parts.query))
         self.subject = subject
         self.durable = options.get("durable", "filespace")
+        try:
+            self.ack_wait = float(options.get("ack_wait", ACK_WAIT_S))
+        except ValueError:
+            self.ack_wait = -1.0
+        if not 0 < self.ack_wait <= MAX_ACK_WAIT_S:
+            raise ValueError(
+                f"{public_location(source)}: ack_wait must be seconds > 0 and <= {MAX_ACK_WAIT_S:g}"
+            )
         self._server = urlunsplit(parts._replace(path="", query="", fragment=""))
         self._public = public_location(source)
         self._secrets = passwords_of(source)
@@ -74,6 +89,7 @@ class NatsFeed:
 
     async def _connect(self) -> None:
         import nats
+        from nats.js.api import ConsumerConfig
         from nats.js.errors import NotFoundError
 
         self._client = await nats.connect(
@@ -85,7 +101,10 @@ class NatsFeed:
         except NotFoundError:
             stream = None
         if stream is not None:
-            self._pull = await js.pull_subscribe(self.subject, durable=self.durable, stream=stream)
+            config = ConsumerConfig(ack_wait=self.ack_wait)
+            self._pull = await js.pull_subscribe(
+                self.subject, durable=self.durable, stream=stream, config=config
+            )
         else:
             self._core = await self._client.subscribe(self.subject)
 
@@ -124,6 +143,19 @@ class NatsFeed:
 
         try:
             self._run(ack_all())
+        except Exception as exc:  # noqa: BLE001
+            raise self._error("lost", exc) from None
+
+    def outstanding(self) -> int:
+        if self._pull is None:
+            return 0  # core NATS keeps nothing to give back
+
+        async def pending() -> int:
+            info = await self._pull.consumer_info()
+            return int(info.num_ack_pending or 0)
+
+        try:
+            return int(self._run(pending()))
         except Exception as exc:  # noqa: BLE001
             raise self._error("lost", exc) from None
 

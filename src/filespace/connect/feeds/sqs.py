@@ -99,6 +99,9 @@ class SqsFeed:
         except (BotoCoreError, ClientError) as exc:
             raise self._error("lost", exc) from None
 
+    def outstanding(self) -> int:
+        return 0  # in flight elsewhere is not told apart from other consumers' work
+
     def close(self) -> None:
         client, self._client = self._client, None
         if client is not None:

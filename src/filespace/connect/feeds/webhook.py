@@ -64,6 +64,8 @@ class WebhookFeed:
         self.path = parts.path or "/"
         self._token = token
         self._queue: queue.Queue[_Pending] = queue.Queue()
+        self._held: list[_Pending] = []
+        """Fetched and not yet acknowledged: refused on ``close``, so the sender retries."""
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -108,19 +110,28 @@ class WebhookFeed:
                 found.append(Message(pending.body, pending))
         except queue.Empty:
             pass
+        self._held.extend(message.tag for message in found)
         return found
 
     def ack(self, messages: Sequence[Message]) -> None:
         for message in messages:
             message.tag.ok = True
             message.tag.done.set()
+        acked = {id(message.tag) for message in messages}
+        self._held = [pending for pending in self._held if id(pending) not in acked]
+
+    def outstanding(self) -> int:
+        return 0  # a sender keeps what it was refused
 
     def close(self) -> None:
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
             server.server_close()
-        while True:  # refused: the sender sends them again
+        held, self._held = self._held, []
+        for pending in held:  # fetched, never committed: refused, the sender sends them again
+            pending.done.set()
+        while True:  # refused too
             try:
                 self._queue.get_nowait().done.set()
             except queue.Empty:
