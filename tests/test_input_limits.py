@@ -154,24 +154,39 @@ def test_lone_surrogates_are_value_errors(space: tuple[Filespace, Callable[[], o
     connect.link_http_file("/h", "https://93.184.216.34/h", size=1)
     secret = "secret" + SURROGATE
     before = dump()
-    attempts: list[Callable[[], object]] = [
-        lambda: connect.link_file("/a", "s", "key", 1, "etag" + SURROGATE),
-        lambda: connect.link_file("/a", "s", "key" + SURROGATE, 1, "etag"),
-        lambda: connect.add_data_store("t", _config(access_key="AK" + SURROGATE)),
-        lambda: connect.add_data_store("t", _config(secret_key=secret)),
-        lambda: connect.add_data_store("t", _config(endpoint="http://h" + SURROGATE)),
-        lambda: connect.rekey_data_store("s", new_access_key="AK" + SURROGATE, new_secret_key="s"),
-        lambda: connect.rekey_data_store("s", new_access_key="AK", new_secret_key=secret),
-        lambda: connect.verify_data_store(_config(secret_key=secret)),
-        lambda: connect.mirror("s", "logs/" + SURROGATE, "/m"),
-        lambda: connect.add_data_store("t" + SURROGATE, _config()),
-        lambda: fsp.fs.create_symlink("target" + SURROGATE, "/d/link"),
-        lambda: fsp.fs.create_dir("/d/" + SURROGATE),
-        lambda: connect.link_http_file("/u", "https://93.184.216.34/" + SURROGATE, size=1),
-        lambda: connect.update_http_file_url("/h", "https://h" + SURROGATE + "/", size=1),
+    utf8 = "is not valid UTF-8 text"
+    attempts: list[tuple[Callable[[], object], str]] = [
+        (lambda: connect.link_file("/a", "s", "key", 1, "etag" + SURROGATE), "checksum " + utf8),
+        (lambda: connect.link_file("/a", "s", "key" + SURROGATE, 1, "etag"), "object_id " + utf8),
+        (lambda: connect.add_data_store("t", _config(access_key="AK" + SURROGATE)), utf8),
+        (lambda: connect.add_data_store("t", _config(secret_key=secret)), "secret_key " + utf8),
+        (lambda: connect.add_data_store("t", _config(endpoint="http://h" + SURROGATE)), utf8),
+        (
+            lambda: connect.rekey_data_store(
+                "s", new_access_key="AK" + SURROGATE, new_secret_key="s"
+            ),
+            "new access key " + utf8,
+        ),
+        (
+            lambda: connect.rekey_data_store("s", new_access_key="AK", new_secret_key=secret),
+            "new secret key " + utf8,
+        ),
+        (lambda: connect.verify_data_store(_config(secret_key=secret)), "secret_key " + utf8),
+        (lambda: connect.mirror("s", "logs/" + SURROGATE, "/m"), utf8),
+        (lambda: connect.add_data_store("t" + SURROGATE, _config()), "invalid data store name"),
+        (lambda: fsp.fs.create_symlink("target" + SURROGATE, "/d/link"), "symlink target " + utf8),
+        (lambda: fsp.fs.create_dir("/d/" + SURROGATE), "path " + utf8),
+        (
+            lambda: connect.link_http_file("/u", "https://93.184.216.34/" + SURROGATE, size=1),
+            "a URL must be valid text",
+        ),
+        (
+            lambda: connect.update_http_file_url("/h", "https://h" + SURROGATE + "/", size=1),
+            "a URL must be valid text",
+        ),
     ]
-    for attempt in attempts:
-        with pytest.raises(ValueError, match="UTF-8") as caught:
+    for attempt, message in attempts:
+        with pytest.raises(ValueError, match=message) as caught:
             attempt()
         _not_raw(caught.value)
         assert secret not in str(caught.value)
