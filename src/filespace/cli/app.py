@@ -24,6 +24,7 @@ from filespace.cli import (
     space,
     stores,
     transfer,
+    unmount,
 )
 from filespace.cli.errors import format_traceback, message
 from filespace.cli.helptext import HumanGroup
@@ -86,6 +87,7 @@ transfer.register(app)
 links.register(app)
 mirror.register(app)
 mount.register(app)
+unmount.register(app)
 connectstate.register(space.connect_app)
 app.add_typer(space.connect_app, name="connect")
 app.add_typer(stores.app, name="store")

@@ -3,8 +3,9 @@
 Without ``--foreground`` the command starts itself again in the foreground as
 a detached process, waits until the mount is live (or the process has failed,
 and then prints why), and returns; the process serves until the mount point
-is unmounted (``fusermount3 -u``, ``umount``) and writes its log next to the
-block cache.
+is unmounted (``filespace unmount``, ``fusermount3 -u``) and writes its log
+next to the block cache. A dead mount left at the mount point by a serving
+process that was killed is detached first (:mod:`filespace.cli.unmount`).
 """
 
 from __future__ import annotations
@@ -23,12 +24,15 @@ import filespace
 from filespace.cli import context, output
 from filespace.cli.errors import CliError
 from filespace.cli.params import JsonOpt
+from filespace.cli.unmount import clear_dead
 
 _START_TIMEOUT_S = 60.0
 LOCATION_ENV = "FILESPACE"  # read by the root command's --filespace option
 
 
 def _check_mountpoint(mountpoint: Path, *, nonempty: bool) -> None:
+    if clear_dead(mountpoint):
+        output.note(f"detached a dead mount at {mountpoint} (its serving process had ended)")
     if not mountpoint.is_dir():
         raise CliError(f"{mountpoint}: the mount point must be an existing directory")
     if os.path.ismount(mountpoint):
@@ -163,7 +167,7 @@ def mount(
             output.emit_json({"location": shown, "mountpoint": str(mountpoint), "pid": pid})
             return
         output.say(f"mounted {shown} at {mountpoint} (process {pid})")
-        output.say(f"unmount with: fusermount3 -u {mountpoint}")
+        output.say(f"unmount with: filespace unmount {mountpoint}")
         return
     from filespace.fuse import mount as serve
 
