@@ -14,6 +14,7 @@ import typer
 
 import filespace
 from filespace.cli import (
+    cache,
     connectstate,
     context,
     files,
@@ -88,6 +89,7 @@ links.register(app)
 mirror.register(app)
 mount.register(app)
 unmount.register(app)
+cache.register(app)
 connectstate.register(space.connect_app)
 app.add_typer(space.connect_app, name="connect")
 app.add_typer(stores.app, name="store")

@@ -54,8 +54,10 @@ def _has_entries(directory: Path) -> bool:
 def _log_file(mountpoint: Path) -> Path:
     """Where the background process of this mount point writes its log."""
     tag = hashlib.sha256(str(mountpoint).encode()).hexdigest()[:12]
-    folder = filespace.cache_root() / "mounts"
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    root = filespace.cache_root()
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)  # private, as a filespace makes it
+    folder = root / "mounts"
+    folder.mkdir(mode=0o700, exist_ok=True)
     return folder / f"{mountpoint.name or 'root'}-{tag}.log"
 
 
