@@ -272,6 +272,7 @@ class BlockCache:
                     self.disk = None  # the disk keeps refusing: run from memory
                     self._queue.clear()
                     self._pending = 0
+                    cachedir.warn_given_up(disk.directory, disk.last_error)
                 if not self._queue:
                     self._wake.notify_all()
 

@@ -175,12 +175,21 @@ def read_marker(directory: Path) -> dict[str, Any]:
 
 def warn_refused(directory: Path, exc: OSError) -> None:
     """Say once per process and directory that its cache runs without the disk tier."""
-    key = str(directory)
+    where = exc.filename if exc.filename is not None else directory
+    _warn_once(str(directory), f"{where}: {exc.strerror or exc}")
+
+
+def warn_given_up(directory: Path, exc: OSError | None) -> None:
+    """Say once per process and directory that writes to it kept failing (a full disk)."""
+    why = os.strerror(exc.errno) if exc is not None and exc.errno else "writes kept failing"
+    _warn_once(str(directory), f"{directory}: the disk cache stopped ({why})")
+
+
+def _warn_once(key: str, text: str) -> None:
     if key in _warned:
         return
     _warned.add(key)
-    where = exc.filename if exc.filename is not None else directory
-    log.warning("%s: %s; reading without the disk cache", where, exc.strerror or exc)
+    log.warning("%s; reading without the disk cache", text)
 
 
 # -- what is there, and pruning ---------------------------------------------------------

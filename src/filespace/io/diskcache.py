@@ -53,6 +53,7 @@ class DiskTier:
         self._usage: int | None = None  # bytes of files, as of the last scan plus writes since
         self._written_since_scan = 0
         self._ready = False
+        self.last_error: OSError | None = None  # why the last refused write failed
 
     def __repr__(self) -> str:
         return f"DiskTier({str(self.directory)!r}, capacity={self.capacity})"
@@ -151,7 +152,8 @@ class DiskTier:
             finally:
                 os.close(fd)
             os.replace(temp, path)
-        except OSError:
+        except OSError as exc:
+            self.last_error = exc
             with contextlib.suppress(OSError):
                 temp.unlink()
             return False
