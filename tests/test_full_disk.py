@@ -6,17 +6,21 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import shutil
 import subprocess
+import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 import filespace
 from filespace import Filespace
 from filespace.io.diskcache import HEADER_SIZE, DiskTier
-from tests.fsfixtures import store_config
+from tests.fsfixtures import postgres_schema_url, postgres_url, store_config
 from tests.test_cache import block_files
 
 MiB = 1024 * 1024
@@ -145,3 +149,91 @@ def test_a_full_disk_fails_writes_and_links_whole(
         stats = fsp.fs.get_statistics()
         assert stats.external_files_count == 1 == fsp.connect.count_external_files("store")
         assert stats.data_size == len(big) + len(b"old bytes")
+
+
+# -- a PostgreSQL filespace whose tables sit on a full disk ---------------------------------
+@pytest.fixture
+def full_tablespace(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A tablespace on an 8 MiB tmpfs of the test's own: its name and directory."""
+    import pwd
+
+    import psycopg
+
+    base = postgres_url()
+    try:
+        owner = pwd.getpwnam("postgres")
+    except KeyError:
+        pytest.skip("no postgres user here: the server's tablespace cannot be put on a tmpfs")
+    where = Path(tempfile.mkdtemp(prefix="fs-full-", dir="/tmp"))
+    os.chmod(where, 0o711)  # noqa: S103 - the server's user must reach the directory
+    disk = where / "disk"
+    disk.mkdir()
+    options = f"size=8m,mode=0700,uid={owner.pw_uid},gid={owner.pw_gid}"
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(disk)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        shutil.rmtree(where)
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip() or mounted.returncode}")
+    name = f"fs_full_{uuid.uuid4().hex[:12]}"
+    try:
+        with psycopg.connect(base, autocommit=True) as conn:
+            try:
+                conn.execute(f"CREATE TABLESPACE {name} LOCATION '{disk}'")
+            except psycopg.Error as exc:
+                pytest.skip(f"the PostgreSQL server cannot use a tablespace here: {exc}")
+        try:
+            yield name, disk
+        finally:
+            with psycopg.connect(base, autocommit=True) as conn:
+                conn.execute(f"DROP TABLESPACE IF EXISTS {name}")
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+        shutil.rmtree(where)
+
+
+def test_a_full_postgresql_disk_fails_links_whole(
+    full_tablespace: tuple[str, Path], tmp_path: Path, s3_server: Any, s3_admin: Any, bucket: str
+) -> None:
+    import psycopg
+
+    name, disk = full_tablespace
+    s3_admin.put_object(Bucket=bucket, Key="obj", Body=b"object bytes")
+    with postgres_schema_url() as url:
+        blocks = (tmp_path / "blocks").as_uri()
+        with filespace.create(url, name="tiny-pg", data=blocks) as fsp:
+            fsp.connect.enable()
+            fsp.connect.add_data_store("store", store_config(s3_server, bucket))
+            fsp.fs.create_dir("/d")
+        schema = parse_qs(urlsplit(url).query)["schema"][0]
+        with psycopg.connect(postgres_url(), autocommit=True) as conn:
+            for (table,) in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,)
+            ).fetchall():
+                conn.execute(f'ALTER TABLE "{schema}"."{table}" SET TABLESPACE {name}')
+            for (index,) in conn.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = %s", (schema,)
+            ).fetchall():
+                conn.execute(f'ALTER INDEX "{schema}"."{index}" SET TABLESPACE {name}')
+        filler = fill(disk)
+        with filespace.open(url) as fsp:
+            with pytest.raises(OSError, match="no space left on device on the PostgreSQL") as e:
+                make_dirs(fsp, 100_000)  # until the pages there were are full
+            assert e.value.errno == errno.ENOSPC
+            assert e.value.filename == filespace.public_location(fsp.location)
+            made = len(fsp.fs.list_dir("/d"))
+            assert fsp.fs.get_statistics().directory_count == 1 + made  # nothing half-counted
+            with pytest.raises(OSError, match="no space left on device") as e:
+                fsp.connect.link_file("/obj", "store", "obj")
+            assert e.value.errno == errno.ENOSPC
+            assert not fsp.fs.exists("/obj") and fsp.connect.count_external_files("store") == 0
+        filler.unlink()
+        with filespace.open(url) as fsp:  # opens and works once there is room again
+            fsp.connect.link_file("/obj", "store", "obj")
+            fsp.fs.write_file("/native", b"native bytes")
+            assert fsp.fs.read_file("/obj") == b"object bytes"
+            assert fsp.fs.read_file("/native") == b"native bytes"
+            assert fsp.fs.get_statistics().external_files_count == 1
