@@ -46,6 +46,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "filespace.locations",
             "filespace.shared",
             "filespace.rotation",
+            "filespace.caches",
             "filespace",
         ),
     ),

@@ -34,13 +34,17 @@ def s3_client(server: SeaweedS3) -> Any:
     )
 
 
-def put_objects(s3: Any, bucket: str, objects: Mapping[str, bytes]) -> None:
-    """Upload ``objects`` (key -> body), 16 at a time."""
+def put_objects(s3: Any, bucket: str, objects: Mapping[str, bytes], *, workers: int = 16) -> None:
+    """Upload ``objects`` (key -> body), ``workers`` at a time.
+
+    Pass ``workers=1`` when a key is both a file and a directory prefix of
+    another: SeaweedFS can drop one of the two when both arrive at once.
+    """
 
     def put(item: tuple[str, bytes]) -> None:
         s3.put_object(Bucket=bucket, Key=item[0], Body=item[1])
 
-    with ThreadPoolExecutor(16) as pool:
+    with ThreadPoolExecutor(workers) as pool:
         list(pool.map(put, objects.items()))
 
 

@@ -14,6 +14,7 @@ Heavy dependencies (boto3/botocore, urllib3, cryptography) load on first use.
 
 from __future__ import annotations
 
+from filespace.caches import CacheInfo, PrunedCache, cache_info, prune_caches
 from filespace.connect.follower import Follower, FollowStats
 from filespace.connect.manager import FIRST_CONNECT_FORMAT, ConnectManager
 from filespace.connect.models import (
@@ -94,6 +95,7 @@ __all__ = [
     "MAX_DATA_STORES",
     "MAX_FILE_SIZE",
     "OLDEST_FORMAT",
+    "CacheInfo",
     "ConnectInUseError",
     "ConnectManager",
     "ConnectSettings",
@@ -134,6 +136,7 @@ __all__ = [
     "NotALinkError",
     "ObjectNotFoundError",
     "PrivateUrlError",
+    "PrunedCache",
     "ReadOnlyFileError",
     "S3Credentials",
     "S3DataStoreConfig",
@@ -143,6 +146,7 @@ __all__ = [
     "UnsupportedFormatError",
     "WrongKeyError",
     "__version__",
+    "cache_info",
     "cache_root",
     "check_new_location",
     "close_shared",
@@ -151,6 +155,7 @@ __all__ = [
     "normalize_path",
     "open",
     "open_shared",
+    "prune_caches",
     "public_location",
     "upgrade",
     "validate_checksum",

@@ -9,6 +9,7 @@ and ``rename`` do.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import time
 import weakref
@@ -351,11 +352,25 @@ class Filesystem:
         return data
 
     def write_file(self, path: str, data: bytes) -> None:
-        """Create or replace a native file with ``data``."""
+        """Create or replace a native file with ``data``: all of it, or (on an error) none.
+
+        When the write fails (a full disk: ``OSError(ENOSPC)``), the file keeps
+        what it held before, and a file this call created is removed again.
+        """
         if not isinstance(data, bytes | bytearray | memoryview):
             raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
-        with self.open(path, "wb") as handle:
-            handle.write(data)
+        existed = self.exists(path)
+        raw: NativeRawFile = self.open(path, "wb", buffering=0)  # type: ignore[assignment]
+        try:
+            raw.write(data)
+            raw.flush()  # the commit: fails whole or not at all
+        except BaseException:
+            raw.discard()
+            if not existed:
+                with contextlib.suppress(OSError):
+                    self.delete(path)
+            raise
+        raw.close()
 
     def truncate(self, path: str, size: int) -> None:
         """Cut or zero-extend a native file to ``size`` bytes.

@@ -317,12 +317,16 @@ class Filespace:
         """Data stores and external links (Connect)."""
         from filespace.io.cache import BlockCache
 
+        where = location if "://" in location else os.path.abspath(location)
+        self._cache = BlockCache.for_filespace(
+            self.id, cache_dir, cache_size_mb, location=public_location(where)
+        )
         self.fs = Filesystem(
             engine,
             self._blocks,
             int(settings.get("block_size", DEFAULT_BLOCK_SIZE)),
             self.connect.url_provider,
-            cache=BlockCache.for_filespace(self.id, cache_dir, cache_size_mb),
+            cache=self._cache,
         )
         """The file tree: directories, files, links and their data."""
 
@@ -459,6 +463,7 @@ class Filespace:
         finally:
             self._closed = True
             self._engine.close()
+            self._cache.close()
             if self._block_store is not None:
                 self._block_store.close()
 

@@ -52,14 +52,21 @@ class LocalBlockStore(BlockStore):
         (before the commit that references them) waits only for what is left:
         far cheaper than an fsync per block as each is written (measured).
         """
-        _parallel(self._write, blocks, self.put_concurrency)
+        try:
+            _parallel(self._write, blocks, self.put_concurrency)
+        except OSError:
+            self.delete(key for key, _ in blocks)  # none is referenced yet: leave none behind
+            raise
         if durable:
             self.sync(key for key, _ in blocks)
 
     def sync(self, keys: Iterable[str]) -> None:
         """fsync the blocks, then each of their folders once (and new folders' names)."""
         paths = [self._path(key) for key in keys]
-        _parallel(_fsync_file, [(path,) for path in paths], self.put_concurrency)
+        try:
+            _parallel(_fsync_file, [(path,) for path in paths], self.put_concurrency)
+        except OSError as exc:
+            raise no_space(exc, self.root) from None
         folders = {path.parent for path in paths}
         for folder in sorted(folders):
             _fsync_dir(folder)
@@ -158,16 +165,23 @@ class LocalBlockWriter:
     """A block file written front to back with ``os.write`` (no copy in our memory)."""
 
     def __init__(self, path: Path) -> None:
+        self._root = path.parent.parent
         try:
-            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileNotFoundError:
-            path.parent.mkdir(exist_ok=True)
-            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileNotFoundError:
+                path.parent.mkdir(exist_ok=True)
+                self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as exc:
+            raise no_space(exc, self._root) from None
         self.length = 0
 
     def write(self, data: memoryview) -> None:
         while data:
-            written = os.write(self._fd, data)
+            try:
+                written = os.write(self._fd, data)
+            except OSError as exc:
+                raise no_space(exc, self._root) from None
             self.length += written
             data = data[written:]
 
@@ -204,6 +218,17 @@ def _writeback_starter() -> Callable[[int], object] | None:
     call.restype = ctypes.c_int
     write_no_wait = 2  # SYNC_FILE_RANGE_WRITE
     return lambda fd: call(fd, 0, 0, write_no_wait)
+
+
+def no_space(exc: OSError, root: Path) -> OSError:
+    """``exc``, or for a full disk an ``ENOSPC`` that names the block store it happened in."""
+    if exc.errno != errno.ENOSPC:
+        return exc
+    return OSError(
+        errno.ENOSPC,
+        "no space left on device for the filespace's blocks: the write was not committed",
+        str(root),
+    )
 
 
 def _fsync_file(path: Path) -> None:

@@ -28,6 +28,7 @@ uncommitted block is ``_MAX_UNCOMMITTED_S`` old, the next write commits.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import threading
@@ -246,6 +247,28 @@ class NativeRawFile(PositionedRaw):
             super().close()
             if self._on_close is not None:
                 self._on_close()
+
+    def discard(self) -> None:
+        """Close without committing: forget every change since the last commit.
+
+        The blocks stored for them are deleted (best effort: what is left is
+        unreferenced, and a sweep removes it).
+        """
+        if self.closed:
+            return
+        with self._lock:
+            stream, self._stream = self._stream, None
+            keys = [record.key for record in self._pending.values()]
+            if stream is not None:
+                keys.append(stream.key)
+                with contextlib.suppress(OSError):
+                    stream.writer.close()
+            self._pending.clear()
+            self._dirty.clear()
+            self._changed = False
+            with contextlib.suppress(OSError):
+                self._store.delete(keys)
+        self.close()
 
     # -- internals -----------------------------------------------------------------
     def resize(self, size: int) -> None:

@@ -14,6 +14,7 @@ import typer
 
 import filespace
 from filespace.cli import (
+    cache,
     connectstate,
     context,
     files,
@@ -25,6 +26,7 @@ from filespace.cli import (
     space,
     stores,
     transfer,
+    unmount,
 )
 from filespace.cli.errors import format_traceback, message
 from filespace.cli.helptext import HumanGroup
@@ -88,6 +90,8 @@ links.register(app)
 mirror.register(app)
 follow.register(app)
 mount.register(app)
+unmount.register(app)
+cache.register(app)
 connectstate.register(space.connect_app)
 app.add_typer(space.connect_app, name="connect")
 app.add_typer(stores.app, name="store")

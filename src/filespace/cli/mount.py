@@ -3,8 +3,9 @@
 Without ``--foreground`` the command starts itself again in the foreground as
 a detached process, waits until the mount is live (or the process has failed,
 and then prints why), and returns; the process serves until the mount point
-is unmounted (``fusermount3 -u``, ``umount``) and writes its log next to the
-block cache.
+is unmounted (``filespace unmount``, ``fusermount3 -u``) and writes its log
+next to the block cache. A dead mount left at the mount point by a serving
+process that was killed is detached first (:mod:`filespace.cli.unmount`).
 """
 
 from __future__ import annotations
@@ -23,12 +24,15 @@ import filespace
 from filespace.cli import context, output
 from filespace.cli.errors import CliError
 from filespace.cli.params import JsonOpt
+from filespace.cli.unmount import clear_dead
 
 _START_TIMEOUT_S = 60.0
 LOCATION_ENV = "FILESPACE"  # read by the root command's --filespace option
 
 
 def _check_mountpoint(mountpoint: Path, *, nonempty: bool) -> None:
+    if clear_dead(mountpoint):
+        output.note(f"detached a dead mount at {mountpoint} (its serving process had ended)")
     if not mountpoint.is_dir():
         raise CliError(f"{mountpoint}: the mount point must be an existing directory")
     if os.path.ismount(mountpoint):
@@ -50,8 +54,10 @@ def _has_entries(directory: Path) -> bool:
 def _log_file(mountpoint: Path) -> Path:
     """Where the background process of this mount point writes its log."""
     tag = hashlib.sha256(str(mountpoint).encode()).hexdigest()[:12]
-    folder = filespace.cache_root() / "mounts"
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    root = filespace.cache_root()
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)  # private, as a filespace makes it
+    folder = root / "mounts"
+    folder.mkdir(mode=0o700, exist_ok=True)
     return folder / f"{mountpoint.name or 'root'}-{tag}.log"
 
 
@@ -163,7 +169,7 @@ def mount(
             output.emit_json({"location": shown, "mountpoint": str(mountpoint), "pid": pid})
             return
         output.say(f"mounted {shown} at {mountpoint} (process {pid})")
-        output.say(f"unmount with: fusermount3 -u {mountpoint}")
+        output.say(f"unmount with: filespace unmount {mountpoint}")
         return
     from filespace.fuse import mount as serve
 

@@ -10,7 +10,9 @@ a checksum are not cached at all (nothing tells their versions apart).
   ``Filespace``).
 - Disk: :class:`~filespace.io.diskcache.DiskTier` under
   ``<cache root>/<filespace id>``, bounded by ``cache_size_mb`` (0: no disk
-  tier), shared with other processes. Blocks are written by a background
+  tier), shared with other processes; a directory that is not private is
+  refused and a full or failing disk given up (:mod:`filespace.io.cachedir`),
+  and the cache then runs from memory. Blocks are written by a background
   thread; when the disk falls behind by more than ``_MAX_PENDING`` bytes,
   new blocks skip the disk rather than slow the reader down.
 - Single flight: ``claim`` hands the first asker of a missing block the job of
@@ -24,6 +26,7 @@ The cache root is ``cache_dir`` if given, else ``$FILESPACE_CACHE_DIR``, else
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 import weakref
@@ -33,7 +36,10 @@ from concurrent.futures import Future
 from pathlib import Path
 
 from filespace import runtime
+from filespace.io import cachedir
 from filespace.io.diskcache import DiskTier
+
+log = logging.getLogger(__name__)
 
 BlockKey = tuple[str, int]
 """``(namespace, block index)``."""
@@ -95,6 +101,7 @@ class BlockCache:
         self._wake = threading.Condition(self._lock)
         self._disk_failures = 0
         self.dropped = 0  # blocks that skipped the disk because it fell behind
+        self._lease: cachedir.Lease | None = None
         _caches.add(self)
 
     @classmethod
@@ -103,10 +110,35 @@ class BlockCache:
         filespace_id: str,
         cache_dir: str | os.PathLike[str] | None,
         cache_size_mb: int,
+        *,
+        location: str = "",
     ) -> BlockCache:
-        """The cache of one filespace, as ``filespace.open`` configures it."""
-        directory = cache_root(cache_dir) / filespace_id / "v1"
-        return cls(directory, cache_size_mb * 1024 * 1024)
+        """The cache of one filespace, as ``filespace.open`` configures it.
+
+        ``location`` (its public form) goes into the directory's marker, so a
+        prune can tell later whether the filespace is still there.
+        """
+        if cache_size_mb <= 0:
+            return cls(None, 0)
+        root = cache_root(cache_dir)
+        try:
+            lease = cachedir.Lease.take(root, filespace_id, location, cache_size_mb)
+        except OSError as exc:
+            cachedir.warn_refused(root / filespace_id, exc)
+            return cls(None, 0)
+        try:
+            cachedir.auto_prune(root)
+        except OSError as exc:  # housekeeping must never stop an open
+            log.debug("pruning the caches under %s failed: %s", root, exc)
+        cache = cls(lease.directory / cachedir.BLOCKS, cache_size_mb * 1024 * 1024)
+        cache._lease = lease
+        return cache
+
+    def close(self) -> None:
+        """Stop using the disk tier's directory (it may be pruned once nothing else does)."""
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            lease.release()
 
     def __repr__(self) -> str:
         return f"BlockCache(disk={self.disk!r}, memory={self._memory_limit})"
@@ -240,6 +272,7 @@ class BlockCache:
                     self.disk = None  # the disk keeps refusing: run from memory
                     self._queue.clear()
                     self._pending = 0
+                    cachedir.warn_given_up(disk.directory, disk.last_error)
                 if not self._queue:
                     self._wake.notify_all()
 

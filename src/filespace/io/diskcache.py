@@ -53,6 +53,7 @@ class DiskTier:
         self._usage: int | None = None  # bytes of files, as of the last scan plus writes since
         self._written_since_scan = 0
         self._ready = False
+        self.last_error: OSError | None = None  # why the last refused write failed
 
     def __repr__(self) -> str:
         return f"DiskTier({str(self.directory)!r}, capacity={self.capacity})"
@@ -151,7 +152,8 @@ class DiskTier:
             finally:
                 os.close(fd)
             os.replace(temp, path)
-        except OSError:
+        except OSError as exc:
+            self.last_error = exc
             with contextlib.suppress(OSError):
                 temp.unlink()
             return False
@@ -193,34 +195,41 @@ class DiskTier:
         return total
 
     def _scan(self) -> list[tuple[float, int, str]]:
-        """(mtime, size, path) of every block file; removes abandoned temporary files."""
-        found: list[tuple[float, int, str]] = []
-        now = time.time()
-        try:
-            shards = list(os.scandir(self.directory))
-        except FileNotFoundError:
-            return found
-        for shard in shards:
-            try:
-                entries = list(os.scandir(shard.path))
-            except (NotADirectoryError, FileNotFoundError):
-                continue
-            for entry in entries:
-                try:
-                    info = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue
-                if entry.name.startswith(_TEMP_PREFIX):
-                    if now - info.st_mtime > _STALE_TEMP_S:
-                        with contextlib.suppress(FileNotFoundError):
-                            os.unlink(entry.path)
-                    continue
-                found.append((info.st_mtime, info.st_size, entry.path))
-        return found
+        return scan_blocks(self.directory, clean=True)
 
     def usage(self) -> int:
         """Bytes of block files in the directory now (a fresh scan)."""
         return sum(size for _, size, _ in self._scan())
+
+
+def scan_blocks(directory: Path, *, clean: bool = False) -> list[tuple[float, int, str]]:
+    """(mtime, size, path) of every block and marker file under ``directory``.
+
+    ``clean``: remove temporary files abandoned longer than ten minutes.
+    """
+    found: list[tuple[float, int, str]] = []
+    now = time.time()
+    try:
+        shards = list(os.scandir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return found
+    for shard in shards:
+        try:
+            entries = list(os.scandir(shard.path))
+        except (NotADirectoryError, FileNotFoundError):
+            continue
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if entry.name.startswith(_TEMP_PREFIX):
+                if clean and now - info.st_mtime > _STALE_TEMP_S:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+                continue
+            found.append((info.st_mtime, info.st_size, entry.path))
+    return found
 
 
 def _write_all(fd: int, parts: list[bytes | memoryview]) -> None:

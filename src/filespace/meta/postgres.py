@@ -12,6 +12,7 @@ must not race into a cycle) take a transaction-scoped advisory lock.
 
 from __future__ import annotations
 
+import errno
 import random
 import re
 import threading
@@ -111,8 +112,23 @@ class PostgresDialect(Dialect):
     def transaction(self, *, write: bool) -> Iterator[Any]:
         if self._closed:
             raise ValueError("the filespace is closed")
-        with self._get_pool().connection() as conn, conn.transaction(), conn.cursor() as cursor:
-            yield cursor
+        from psycopg import errors
+
+        try:
+            with (
+                self._get_pool().connection() as conn,
+                conn.transaction(),
+                conn.cursor() as cursor,
+            ):
+                yield cursor
+        except errors.DiskFull:
+            # Not a passing failure to retry: the transaction is rolled back whole.
+            raise OSError(
+                errno.ENOSPC,
+                "no space left on device on the PostgreSQL server for the filespace's "
+                "metadata: nothing was changed; free some space and try again",
+                self.url,
+            ) from None
 
     def schema(self) -> list[str]:
         return [

@@ -109,6 +109,11 @@ class SqliteDialect(Dialect):
                 conn.commit()
             finally:
                 cursor.close()
+        except sqlite3.OperationalError as exc:
+            full = _disk_full(self.path, exc)
+            if full is None:
+                raise
+            raise full from None
         finally:
             self._return(conn)  # rolls back whatever did not commit
 
@@ -190,8 +195,26 @@ def _create_private(path: Path) -> None:
         os.close(fd)
 
 
+def _disk_full(path: Path, exc: sqlite3.Error) -> OSError | None:
+    """``OSError(ENOSPC)`` naming the database when ``exc`` says its disk is full, else None.
+
+    SQLite has rolled the transaction back by then: nothing of it is left.
+    """
+    if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_FULL:
+        return None
+    return OSError(
+        errno.ENOSPC,
+        "no space left on device for the filespace's metadata: nothing was changed; "
+        "free some space and try again",
+        str(path),
+    )
+
+
 def _open_error(path: Path, exc: sqlite3.Error) -> Exception:
     """The public error for a database file SQLite cannot open."""
+    full = _disk_full(path, exc)
+    if full is not None:
+        return full
     if path.is_dir():
         return NotAFilespaceError(f"{path} is a directory, not a filespace database")
     if not isinstance(exc, sqlite3.OperationalError):  # "file is not a database"
