@@ -128,6 +128,9 @@ class Leftovers:
             removed += [f"its key ({key})", f"its block cache ({cache})"]
         shutil.rmtree(self.location, ignore_errors=True)
         removed.insert(1, f"the filespace ({self.location})")
+        if self.cache in self.new_dirs:
+            # A cache root the demo made holds nothing else (its daily prune stamp, say).
+            shutil.rmtree(self.cache, ignore_errors=True)
         for directory in self.new_dirs:
             with contextlib.suppress(OSError):
                 directory.rmdir()  # only if empty
