@@ -32,7 +32,9 @@ def block_files(directory: Path) -> list[Path]:
     return sorted(
         path
         for path in directory.rglob("*")
-        if path.is_file() and not path.name.startswith(".") and not path.name.endswith(".seen")
+        if path.is_file()
+        and not path.name.startswith(".")
+        and not path.name.endswith((".seen", ".ok"))  # markers: empty
     )
 
 

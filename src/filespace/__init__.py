@@ -68,6 +68,7 @@ from filespace.errors import (
     WrongKeyError,
 )
 from filespace.fs import Filesystem
+from filespace.io.ahead import Prefetch
 from filespace.io.cache import cache_root
 from filespace.keys import generate_key
 from filespace.locations import check_new_location
@@ -133,6 +134,7 @@ __all__ = [
     "NotAFilespaceError",
     "NotALinkError",
     "ObjectNotFoundError",
+    "Prefetch",
     "PrivateUrlError",
     "ReadOnlyFileError",
     "S3Credentials",

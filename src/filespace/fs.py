@@ -10,9 +10,10 @@ and ``rename`` do.
 from __future__ import annotations
 
 import errno
+import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 from filespace import paths
@@ -20,6 +21,7 @@ from filespace.blocks import BlockStore
 from filespace.blocks.native import NativeRawFile
 from filespace.connect.links import external_info
 from filespace.errors import ReadOnlyFileError
+from filespace.io.ahead import Prefetch
 from filespace.io.cache import BlockCache
 from filespace.io.external import (
     ExternalRawFile,
@@ -28,6 +30,7 @@ from filespace.io.external import (
     link_source,
     open_stream,
 )
+from filespace.io.preload import Preloader
 from filespace.io.streams import check_options, parse_mode, wrap
 from filespace.meta.engine import Engine, NameTaken, NoSuchEntry, WouldCycle
 from filespace.meta.errors import MetaError, engine_errors, public_error
@@ -60,6 +63,7 @@ class Filesystem:
         block_size: int,
         urls: UrlProvider,
         cache: BlockCache | None = None,
+        revalidate_after_s: float = 0.0,
     ) -> None:
         self._engine = engine
         self._resolver = Resolver(engine)
@@ -67,7 +71,11 @@ class Filesystem:
         self._block_size = block_size
         self._urls = urls  # where links' bytes come from (Connect's access)
         self._cache = cache  # blocks of external files; None: only what a handle holds
+        self.revalidate_after_s = revalidate_after_s
+        """How long a cached external file may be opened without asking the server (s)."""
         self._writers: weakref.WeakSet[IO[Any]] = weakref.WeakSet()
+        self._prefetches: weakref.WeakSet[Prefetch] = weakref.WeakSet()
+        self._prefetch_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Filesystem(engine={self._engine.url!r})"
@@ -287,6 +295,8 @@ class Filesystem:
         if not parsed.binary and encoding is None:
             encoding = "utf-8"
         buffering = check_options(parsed, buffering, encoding, errors, newline)
+        if self._prefetches:
+            self._reader_at(path)
         entry = self._open_entry(path, parsed.creating, parsed.exclusive)
         if entry.is_dir:
             raise IsADirectoryError(errno.EISDIR, "is a directory", path)
@@ -295,7 +305,10 @@ class Filesystem:
                 raise ReadOnlyFileError(path)
             source = link_source(paths.normalize(path), entry.link, self._urls)
             external = ExternalRawFile(
-                source, cache=self._cache, namespace=cache_namespace(entry.link)
+                source,
+                cache=self._cache,
+                namespace=cache_namespace(entry.link),
+                revalidate_after_s=self.revalidate_after_s,
             )
             external.mode = mode
             return open_stream(external, parsed, buffering, encoding, errors, newline)
@@ -310,6 +323,7 @@ class Filesystem:
                 readable=parsed.reading,
                 writable=parsed.writing or parsed.appending,
                 append=parsed.appending,
+                cache=self._cache,
             )
             if parsed.truncating and entry.size:
                 raw.resize(0)
@@ -343,6 +357,67 @@ class Filesystem:
             if exclusive:
                 raise FileExistsError(errno.EEXIST, "file exists", path) from None
             return self._resolver.walk(path, follow_last=True)  # created meanwhile by someone else
+
+    # -- reading ahead ----------------------------------------------------------------
+    def prefetch(self, paths_: Iterable[str], *, max_mb: float | None = None) -> Prefetch:
+        """Fetch these files, in this order, into the cache in the background.
+
+        At most ``max_mb`` (default: a quarter of the cache) ahead of the
+        reader, whose ``open`` of each path moves it on; see ``Prefetch``.
+        Native (remote block store) and external files alike; a file that
+        cannot be fetched is reported in ``Prefetch.errors``, not raised.
+        Unless ``revalidate_after_s`` is set, each ``open`` still asks the
+        server whether the object changed.
+        """
+        if isinstance(paths_, str | bytes):
+            raise TypeError("paths must be an iterable of paths, not one path")
+        items = [paths.normalize(path) for path in paths_]
+        capacity = self._cache.capacity if self._cache is not None else 0
+        if max_mb is None:
+            budget = capacity // 4
+        elif isinstance(max_mb, bool) or not isinstance(max_mb, int | float) or not max_mb > 0:
+            raise ValueError(f"max_mb must be a positive number, got {max_mb!r}")
+        else:
+            budget = min(int(max_mb * 1024 * 1024), capacity)
+        prefetch = Prefetch(items, self._plan, budget)
+        with self._prefetch_lock:
+            self._prefetches.add(prefetch)
+        return prefetch.start()
+
+    def _reader_at(self, path: str) -> None:
+        """Tell the prefetches under way that the reader opened ``path``."""
+        with self._prefetch_lock:
+            running = list(self._prefetches)
+        normalized = paths.normalize(path)
+        for prefetch in running:
+            prefetch.opened(normalized)  # (a done one just keeps count)
+
+    def _plan(self, path: str) -> tuple[int, Callable[[], int] | None]:
+        """A prefetch's look at one file: its size and how to fetch it into the cache."""
+        entry = self._resolver.walk(path, follow_last=True)
+        if entry.is_dir:
+            raise IsADirectoryError(errno.EISDIR, "is a directory", path)
+        if entry.link is None:
+            native = NativeRawFile(
+                engine=self._engine,
+                store=self._blocks(),
+                entry_id=entry.id,
+                size=entry.size,
+                block_size=self._block_size,
+                path=path,
+                readable=True,
+                writable=False,
+                cache=self._cache,
+            )
+            return entry.size, native.preload
+        namespace = cache_namespace(entry.link)
+        if namespace is None or self._cache is None:
+            return entry.size, None  # never cached: nothing to fetch ahead
+        source = link_source(path, entry.link, self._urls)
+        reader = Preloader(
+            source, self._cache, namespace, revalidate_after_s=self.revalidate_after_s
+        )
+        return entry.size, reader.preload
 
     def read_file(self, path: str) -> bytes:
         """The whole content of a file."""

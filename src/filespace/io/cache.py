@@ -13,6 +13,10 @@ a checksum are not cached at all (nothing tells their versions apart).
   tier), shared with other processes. Blocks are written by a background
   thread; when the disk falls behind by more than ``_MAX_PENDING`` bytes,
   new blocks skip the disk rather than slow the reader down.
+- Confirmations: when the server last confirmed an object (an ``If-Match``
+  answered), in memory and as a stamp in the disk tier, so an open with a
+  revalidation window (``filespace.open(revalidate_after_s=)``), in this
+  process or the next, may skip asking again.
 - Single flight: ``claim`` hands the first asker of a missing block the job of
   loading it and everyone else a future of the same bytes, so concurrent
   misses on one block cost one request.
@@ -26,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import Sequence
@@ -44,6 +49,7 @@ _MAX_PENDING = 64 * 1024 * 1024
 _WRITER_IDLE_S = 2.0
 _STREAMS_REMEMBERED = 4096
 _DISK_FAILURES = 3  # consecutive refused writes before the disk tier is given up
+_CLOCK_SLACK_S = 1.0  # a confirmation stamped later than now + this: the clock moved back
 
 
 class Cancelled(Exception):
@@ -86,6 +92,7 @@ class BlockCache:
         self._memory_bytes = 0
         self._flights: dict[BlockKey, Future[memoryview]] = {}
         self._streamed: OrderedDict[str, None] = OrderedDict()  # namespaces, most recent last
+        self._confirmations: OrderedDict[str, float] = OrderedDict()  # namespace -> when
         self._lock = threading.Lock()
         # The disk writer.
         self._queue: deque[tuple[BlockKey, memoryview]] = deque()
@@ -110,6 +117,11 @@ class BlockCache:
 
     def __repr__(self) -> str:
         return f"BlockCache(disk={self.disk!r}, memory={self._memory_limit})"
+
+    @property
+    def capacity(self) -> int:
+        """How many bytes of blocks it keeps: the disk tier's bound, else the memory tier's."""
+        return self.disk.capacity if self.disk is not None else self._memory_limit
 
     # -- memory and single flight ----------------------------------------------------
     def claim(self, keys: Sequence[BlockKey]) -> list[tuple[Future[memoryview], bool]]:
@@ -190,6 +202,35 @@ class BlockCache:
         if disk is not None:
             seen = disk.mark(namespace) or seen
         return seen
+
+    def confirmed(self, namespace: str, when: float) -> None:
+        """The server confirmed the object of ``namespace`` at ``when`` (``time.time()``)."""
+        with self._lock:
+            if self._confirmations.get(namespace, 0.0) < when:
+                self._confirmations[namespace] = when
+            self._confirmations.move_to_end(namespace)
+            if len(self._confirmations) > _STREAMS_REMEMBERED:
+                self._confirmations.popitem(last=False)
+            disk = self.disk
+        if disk is not None:
+            disk.stamp(namespace, when)
+
+    def confirmed_within(self, namespace: str, seconds: float) -> bool:
+        """Whether the server confirmed that object less than ``seconds`` ago (any process)."""
+        now = time.time()
+        with self._lock:
+            when = self._confirmations.get(namespace)
+            disk = self.disk
+        if (when is None or now - when >= seconds) and disk is not None:
+            stamped = disk.stamped(namespace)  # another process may have asked since
+            if stamped is not None and (when is None or stamped > when):
+                when = stamped
+        # A confirmation "from the future" means the clock moved back: trust nothing.
+        return when is not None and now - seconds < when <= now + _CLOCK_SLACK_S
+
+    def on_disk(self, key: BlockKey, length: int) -> bool:
+        """Whether the disk tier has a file of the right length for the block (not read)."""
+        return self.disk is not None and self.disk.has(key[0], key[1], length)
 
     def read_disk(self, key: BlockKey, length: int) -> memoryview | None:
         """The block from the disk tier, if there intact (call for claimed keys)."""
