@@ -148,12 +148,17 @@ class DiskTier:
         path = self.directory / namespace[:2] / f"{namespace}{_STAMP_SUFFIX}"
         try:
             try:
-                if os.stat(path).st_mtime >= when:
-                    return
+                fd, made = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), True
+            except FileExistsError:
+                fd, made = os.open(path, os.O_WRONLY), False
             except FileNotFoundError:
                 path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                path.touch(mode=0o600)
-            os.utime(path, (when, when))
+                fd, made = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), True
+            try:
+                if made or os.fstat(fd).st_mtime < when:
+                    os.utime(fd, (when, when))
+            finally:
+                os.close(fd)
         except OSError:
             pass
 
