@@ -476,3 +476,16 @@ def test_a_mount_with_a_revalidation_window_asks_once(
         _wait_ended(int(started["pid"]))
     finally:
         proxy.stop()
+
+
+def test_a_large_directory_lists_whole_through_the_mount(mount: dict[str, Any]) -> None:
+    from tests.test_dir_pages import _fill
+
+    with mount["cli"].api() as fsp:
+        names = _fill(fsp, "/many", 1500)  # three pages
+    listed = mount["mnt"] / "many"
+    assert sorted(os.listdir(listed)) == names
+    with os.scandir(listed) as entries:
+        kinds = {entry.name: entry.is_dir(follow_symlinks=False) for entry in entries}
+    assert kinds["sub"] and not kinds["n00000"] and not kinds["zlink"]
+    assert len(kinds) == len(names)

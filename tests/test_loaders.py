@@ -320,12 +320,13 @@ def test_the_cache_bound_holds_whatever_max_mb_says(
         for path, data in made.items():
             assert space.fs.read_file(path) == data
             assert block_bytes(cache) <= 2 * 1024 * KIB
-        assert prefetch.wait(60) and prefetch.errors == {}
+        assert prefetch.wait(60), prefetch
+        assert prefetch.errors == {}
         settle(space)
         assert block_bytes(cache) <= 2 * 1024 * KIB
 
 
-@pytest.mark.parametrize("max_mb", [0, -1, True, "1", float("nan")])
+@pytest.mark.parametrize("max_mb", [0, -1, True, "1", float("nan"), float("-inf")])
 def test_bad_prefetch_arguments_are_refused(connected: Filespace, max_mb: Any) -> None:
     with pytest.raises(ValueError, match="max_mb"):
         connected.fs.prefetch(["/a"], max_mb=max_mb)

@@ -21,7 +21,7 @@ from filespace.blocks import BlockStore
 from filespace.blocks.native import NativeRawFile
 from filespace.connect.links import external_info
 from filespace.errors import ReadOnlyFileError
-from filespace.io.ahead import Prefetch
+from filespace.io.ahead import Prefetch, budget
 from filespace.io.cache import BlockCache
 from filespace.io.external import (
     ExternalRawFile,
@@ -114,12 +114,33 @@ class Filesystem:
 
     def read_dir(self, path: str) -> list[DirEntry]:
         """The entries of a directory, by name."""
+        return list(self.scan_dir(path, page=None))
+
+    def scan_dir(
+        self, path: str, *, after: str = "", page: int | None = 1000
+    ) -> Iterator[DirEntry]:
+        """The entries of a directory by name (those after ``after``), read ``page`` at a time.
+
+        The next page is read when the last is used up, so a huge directory is never
+        held whole (``page=None``: one read); entries made or removed meanwhile may show.
+        """
+        if page is not None and (not isinstance(page, int) or isinstance(page, bool) or page < 1):
+            raise ValueError(f"page must be a positive int or None, got {page!r}")
         directory = self._resolver.walk(path, follow_last=True)
         if not directory.is_dir:
             raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)
         base = paths.normalize(path).rstrip("/")
-        children = self._engine.children(directory.id)
-        return [dir_entry(child, f"{base}/{child.name}") for child in children]
+        return self._pages(directory.id, base, after or None, page)
+
+    def _pages(
+        self, dir_id: int, base: str, after: str | None, page: int | None
+    ) -> Iterator[DirEntry]:
+        while True:
+            children = self._engine.children(dir_id, after, page)
+            yield from (dir_entry(child, f"{base}/{child.name}") for child in children)
+            if page is None or len(children) < page:
+                return
+            after = children[-1].name
 
     def list_dir(self, path: str) -> list[str]:
         """The names in a directory, sorted."""
@@ -313,18 +334,8 @@ class Filesystem:
             external.mode = mode
             return open_stream(external, parsed, buffering, encoding, errors, newline)
         else:
-            raw: Any = NativeRawFile(
-                engine=self._engine,
-                store=self._blocks(),
-                entry_id=entry.id,
-                size=entry.size,
-                block_size=self._block_size,
-                path=path,
-                readable=parsed.reading,
-                writable=parsed.writing or parsed.appending,
-                append=parsed.appending,
-                cache=self._cache,
-            )
+            writable = parsed.writing or parsed.appending
+            raw: Any = self._native(entry, path, parsed.reading, writable, parsed.appending)
             if parsed.truncating and entry.size:
                 raw.resize(0)
         raw.mode = mode
@@ -332,6 +343,22 @@ class Filesystem:
         if parsed.writing or parsed.appending:
             self._writers.add(stream)
         return stream
+
+    def _native(
+        self, entry: EntryRecord, path: str, readable: bool, writable: bool, append: bool
+    ) -> NativeRawFile:
+        return NativeRawFile(
+            engine=self._engine,
+            store=self._blocks(),
+            entry_id=entry.id,
+            size=entry.size,
+            block_size=self._block_size,
+            path=path,
+            readable=readable,
+            writable=writable,
+            append=append,
+            cache=self._cache,
+        )
 
     def flush_open_files(self) -> None:
         """Flush every file open for writing, so its data and size are committed."""
@@ -360,26 +387,17 @@ class Filesystem:
 
     # -- reading ahead ----------------------------------------------------------------
     def prefetch(self, paths_: Iterable[str], *, max_mb: float | None = None) -> Prefetch:
-        """Fetch these files, in this order, into the cache in the background.
+        """Fetch these files, in this order, into the cache in the background (``Prefetch``).
 
-        At most ``max_mb`` (default: a quarter of the cache) ahead of the
-        reader, whose ``open`` of each path moves it on; see ``Prefetch``.
-        Native (remote block store) and external files alike; a file that
-        cannot be fetched is reported in ``Prefetch.errors``, not raised.
-        Unless ``revalidate_after_s`` is set, each ``open`` still asks the
-        server whether the object changed.
+        At most ``max_mb`` (default: a quarter of the cache) ahead of the reader,
+        whose ``open`` of each path moves it on; native (remote block store) and
+        external files alike; a file that cannot be fetched is in ``errors``.
         """
         if isinstance(paths_, str | bytes):
             raise TypeError("paths must be an iterable of paths, not one path")
         items = [paths.normalize(path) for path in paths_]
         capacity = self._cache.capacity if self._cache is not None else 0
-        if max_mb is None:
-            budget = capacity // 4
-        elif isinstance(max_mb, bool) or not isinstance(max_mb, int | float) or not max_mb > 0:
-            raise ValueError(f"max_mb must be a positive number, got {max_mb!r}")
-        else:
-            budget = min(int(max_mb * 1024 * 1024), capacity)
-        prefetch = Prefetch(items, self._plan, budget)
+        prefetch = Prefetch(items, self._plan, budget(max_mb, capacity))
         with self._prefetch_lock:
             self._prefetches.add(prefetch)
         return prefetch.start()
@@ -388,9 +406,8 @@ class Filesystem:
         """Tell the prefetches under way that the reader opened ``path``."""
         with self._prefetch_lock:
             running = list(self._prefetches)
-        normalized = paths.normalize(path)
-        for prefetch in running:
-            prefetch.opened(normalized)  # (a done one just keeps count)
+        for prefetch in running:  # (a done one just keeps count)
+            prefetch.opened(paths.normalize(path))
 
     def _plan(self, path: str) -> tuple[int, Callable[[], int] | None]:
         """A prefetch's look at one file: its size and how to fetch it into the cache."""
@@ -398,18 +415,7 @@ class Filesystem:
         if entry.is_dir:
             raise IsADirectoryError(errno.EISDIR, "is a directory", path)
         if entry.link is None:
-            native = NativeRawFile(
-                engine=self._engine,
-                store=self._blocks(),
-                entry_id=entry.id,
-                size=entry.size,
-                block_size=self._block_size,
-                path=path,
-                readable=True,
-                writable=False,
-                cache=self._cache,
-            )
-            return entry.size, native.preload
+            return entry.size, self._native(entry, path, True, False, False).preload
         namespace = cache_namespace(entry.link)
         if namespace is None or self._cache is None:
             return entry.size, None  # never cached: nothing to fetch ahead

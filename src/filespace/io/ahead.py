@@ -35,6 +35,17 @@ Plan = Callable[[str], tuple[int, Callable[[], int] | None]]
 """A path to its size and a call that fetches it into the cache (``None``: nothing to do)."""
 
 
+def budget(max_mb: float | None, capacity: int) -> int:
+    """Bytes a prefetch may keep ahead: ``max_mb`` (checked), a quarter of the cache by
+    default, never more than the cache (``capacity`` bytes)."""
+    if max_mb is None:
+        return capacity // 4
+    if isinstance(max_mb, bool) or not isinstance(max_mb, int | float) or not max_mb > 0:
+        raise ValueError(f"max_mb must be a positive number, got {max_mb!r}")
+    wanted = max_mb * 1024 * 1024
+    return capacity if wanted >= capacity else int(wanted)  # (inf: the whole cache)
+
+
 @dataclass
 class _Planned:
     """A file looked up: its place in the order, size and fetch (``None``: nothing to do)."""
