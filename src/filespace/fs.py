@@ -10,7 +10,6 @@ and ``rename`` do.
 from __future__ import annotations
 
 import errno
-import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -21,7 +20,7 @@ from filespace.blocks import BlockStore
 from filespace.blocks.native import NativeRawFile
 from filespace.connect.links import external_info
 from filespace.errors import ReadOnlyFileError
-from filespace.io.ahead import Prefetch, budget
+from filespace.io.ahead import Prefetch, Prefetches, budget
 from filespace.io.cache import BlockCache
 from filespace.io.external import (
     ExternalRawFile,
@@ -74,8 +73,7 @@ class Filesystem:
         self.revalidate_after_s = revalidate_after_s
         """How long a cached external file may be opened without asking the server (s)."""
         self._writers: weakref.WeakSet[IO[Any]] = weakref.WeakSet()
-        self._prefetches: weakref.WeakSet[Prefetch] = weakref.WeakSet()
-        self._prefetch_lock = threading.Lock()
+        self._prefetches = Prefetches()  # under way; each open tells them
 
     def __repr__(self) -> str:
         return f"Filesystem(engine={self._engine.url!r})"
@@ -317,7 +315,7 @@ class Filesystem:
             encoding = "utf-8"
         buffering = check_options(parsed, buffering, encoding, errors, newline)
         if self._prefetches:
-            self._reader_at(path)
+            self._prefetches.opened(paths.normalize(path))
         entry = self._open_entry(path, parsed.creating, parsed.exclusive)
         if entry.is_dir:
             raise IsADirectoryError(errno.EISDIR, "is a directory", path)
@@ -398,16 +396,8 @@ class Filesystem:
         items = [paths.normalize(path) for path in paths_]
         capacity = self._cache.capacity if self._cache is not None else 0
         prefetch = Prefetch(items, self._plan, budget(max_mb, capacity))
-        with self._prefetch_lock:
-            self._prefetches.add(prefetch)
+        self._prefetches.add(prefetch)
         return prefetch.start()
-
-    def _reader_at(self, path: str) -> None:
-        """Tell the prefetches under way that the reader opened ``path``."""
-        with self._prefetch_lock:
-            running = list(self._prefetches)
-        for prefetch in running:  # (a done one just keeps count)
-            prefetch.opened(paths.normalize(path))
 
     def _plan(self, path: str) -> tuple[int, Callable[[], int] | None]:
         """A prefetch's look at one file: its size and how to fetch it into the cache."""

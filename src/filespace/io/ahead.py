@@ -23,10 +23,12 @@ the fetch pool of readers: a prefetch never holds up a read.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from filespace import runtime
 from filespace.io import workers
 
 _LOOKAHEAD = 2
@@ -94,6 +96,7 @@ class Prefetch:
         self._charged: dict[int, int] = {}  # index -> bytes counted ahead
         self._running = 0
         self._cancelled = False
+        self._forks = runtime.forks()  # a forked child runs none of it
         self.ahead_bytes = 0
         self.fetched = 0
         self.errors: dict[str, Exception] = {}
@@ -106,6 +109,8 @@ class Prefetch:
     @property
     def done(self) -> bool:
         """Whether nothing more will be fetched: all files handled, or cancelled."""
+        if self._forks != runtime.forks():
+            return True  # (a parent thread may have held the lock at the fork)
         with self._lock:
             return self._over()
 
@@ -114,7 +119,10 @@ class Prefetch:
 
         A prefetch that is as far ahead as its budget allows only goes on as
         the reader opens files, so waiting for it without reading may not end.
+        In a forked child a parent's prefetch is over (its threads are not there).
         """
+        if self._forks != runtime.forks():
+            return True
         with self._changed:
             return self._changed.wait_for(self._over, timeout=timeout)
 
@@ -242,3 +250,40 @@ class Prefetch:
     def _fail(self, path: str, problem: Exception) -> None:
         with self._lock:
             self.errors.setdefault(path, problem)
+
+
+class Prefetches:
+    """The prefetches of one ``Filesystem``, told of each ``open`` (see ``Prefetch.opened``).
+
+    A prefetch belongs to the process that started it: a forked child (a
+    data-loader worker) forgets its parent's, whose threads are not there and
+    whose locks a parent thread may have held at the fork.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: weakref.WeakSet[Prefetch] = weakref.WeakSet()
+        self._forks = runtime.forks()
+
+    def __bool__(self) -> bool:
+        return bool(self._running) and self._forks == runtime.forks()
+
+    def add(self, prefetch: Prefetch) -> None:
+        """Tell ``prefetch`` of every ``open`` from now on."""
+        self._check_fork()
+        with self._lock:
+            self._running.add(prefetch)
+
+    def opened(self, path: str) -> None:
+        """The reader opened ``path`` (normalized)."""
+        self._check_fork()
+        with self._lock:
+            running = list(self._running)
+        for prefetch in running:  # (a done one just keeps count)
+            prefetch.opened(path)
+
+    def _check_fork(self) -> None:
+        if self._forks != runtime.forks():
+            self._forks = runtime.forks()
+            self._lock = threading.Lock()
+            self._running = weakref.WeakSet()
