@@ -391,11 +391,14 @@ def test_confirmations_are_stamped_in_the_disk_tier(tmp_path: Path) -> None:
     first.confirmed(namespace, now - 100)
     assert first.confirmed_within(namespace, 3600)
     assert not first.confirmed_within(namespace, 50)
+    assert first.flush(10)  # stamps are written by the disk writer
     other = BlockCache(tmp_path, 1024 * 1024)  # another process: the stamp only
     assert other.confirmed_within(namespace, 3600)
     assert not other.confirmed_within(namespace, 50)
     other.confirmed(namespace, now - 200)  # an older answer never replaces a newer one
+    assert other.flush(10)
     assert BlockCache(tmp_path, 1024 * 1024).confirmed_within(namespace, 150)
     first.confirmed(namespace, now + 3600)  # from a clock that was ahead: trusted for nothing
+    assert first.flush(10)
     assert not BlockCache(tmp_path, 1024 * 1024).confirmed_within(namespace, 3600 * 24)
     assert not BlockCache(None, 0).confirmed_within(namespace, 3600)  # no disk tier

@@ -49,6 +49,8 @@ _MAX_PENDING = 64 * 1024 * 1024
 _WRITER_IDLE_S = 2.0
 _STREAMS_REMEMBERED = 4096
 _DISK_FAILURES = 3  # consecutive refused writes before the disk tier is given up
+_STAMP = -1  # a queued "block" that is a confirmation stamp
+_NOTHING = memoryview(b"")
 _CLOCK_SLACK_S = 1.0  # a confirmation stamped later than now + this: the clock moved back
 
 
@@ -211,9 +213,9 @@ class BlockCache:
             self._confirmations.move_to_end(namespace)
             if len(self._confirmations) > _STREAMS_REMEMBERED:
                 self._confirmations.popitem(last=False)
-            disk = self.disk
-        if disk is not None:
-            disk.stamp(namespace, when)
+            # The stamp is written by the disk writer: a file made in a busy
+            # directory can cost a millisecond, which the reader must not wait for.
+            self._enqueue((namespace, _STAMP), _NOTHING)
 
     def confirmed_within(self, namespace: str, seconds: float) -> bool:
         """Whether the server confirmed that object less than ``seconds`` ago (any process)."""
@@ -270,7 +272,11 @@ class BlockCache:
                 key, data = self._queue.popleft()
                 self._writing = True
             try:
-                stored = disk.put(key[0], key[1], data)
+                if key[1] == _STAMP:
+                    self._stamp(disk, key[0])
+                    stored = True  # (best effort: never counted against the disk)
+                else:
+                    stored = disk.put(key[0], key[1], data)
             except Exception:  # noqa: BLE001 - a cache write must never break a read
                 stored = False
             with self._lock:
@@ -283,6 +289,12 @@ class BlockCache:
                     self._pending = 0
                 if not self._queue:
                     self._wake.notify_all()
+
+    def _stamp(self, disk: DiskTier, namespace: str) -> None:
+        with self._lock:
+            when = self._confirmations.get(namespace)
+        if when is not None:
+            disk.stamp(namespace, when)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until queued blocks are on disk; ``False`` if ``timeout`` passed first."""
