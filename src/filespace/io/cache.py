@@ -49,8 +49,6 @@ _MAX_PENDING = 64 * 1024 * 1024
 _WRITER_IDLE_S = 2.0
 _STREAMS_REMEMBERED = 4096
 _DISK_FAILURES = 3  # consecutive refused writes before the disk tier is given up
-_STAMP = -1  # a queued "block" that is a confirmation stamp
-_NOTHING = memoryview(b"")
 _CLOCK_SLACK_S = 1.0  # a confirmation stamped later than now + this: the clock moved back
 
 
@@ -98,6 +96,7 @@ class BlockCache:
         self._lock = threading.Lock()
         # The disk writer.
         self._queue: deque[tuple[BlockKey, memoryview]] = deque()
+        self._due: OrderedDict[str, None] = OrderedDict()  # namespaces to stamp on disk
         self._pending = 0
         self._writing = False
         self._writer: threading.Thread | None = None
@@ -213,9 +212,14 @@ class BlockCache:
             self._confirmations.move_to_end(namespace)
             if len(self._confirmations) > _STREAMS_REMEMBERED:
                 self._confirmations.popitem(last=False)
-            # The stamp is written by the disk writer: a file made in a busy
-            # directory can cost a millisecond, which the reader must not wait for.
-            self._enqueue((namespace, _STAMP), _NOTHING)
+            # The stamp is written by the disk writer once no block waits: a file
+            # made in a busy directory can cost a millisecond, which neither the
+            # reader nor the blocks queued for the disk should wait for.
+            if self.disk is not None:
+                self._due[namespace] = None
+                if len(self._due) > _STREAMS_REMEMBERED:
+                    self._due.popitem(last=False)  # (the disk is far behind: skip the oldest)
+                self._start_writer()
 
     def confirmed_within(self, namespace: str, seconds: float) -> bool:
         """Whether the server confirmed that object less than ``seconds`` ago (any process)."""
@@ -250,6 +254,10 @@ class BlockCache:
             return
         self._queue.append((key, data))
         self._pending += len(data)
+        self._start_writer()
+
+    def _start_writer(self) -> None:
+        """Start (or wake) the disk writer (the lock is held)."""
         if self._writer is None:
             self._writer = threading.Thread(
                 target=self._write_loop, name="filespace-cache-writer", daemon=True
@@ -263,20 +271,28 @@ class BlockCache:
         assert disk is not None
         while True:
             with self._lock:
-                if not self._queue:
+                if not self._queue and not self._due:
                     self._wake.wait(_WRITER_IDLE_S)
-                if not self._queue:
+                if not self._queue and not self._due:
                     self._writer = None  # idle: the next block starts a new thread
                     self._wake.notify_all()
                     return
-                key, data = self._queue.popleft()
-                self._writing = True
-            try:
-                if key[1] == _STAMP:
-                    self._stamp(disk, key[0])
-                    stored = True  # (best effort: never counted against the disk)
+                if not self._queue:  # blocks first; stamps when none waits
+                    namespace, _ = self._due.popitem(last=False)
+                    when = self._confirmations.get(namespace)
+                    self._writing = True
                 else:
-                    stored = disk.put(key[0], key[1], data)
+                    key, data = self._queue.popleft()
+                    self._writing, namespace = True, ""
+            if namespace:
+                if when is not None:
+                    disk.stamp(namespace, when)  # (best effort; never raises)
+                with self._lock:
+                    self._writing = False
+                    self._wake.notify_all()
+                continue
+            try:
+                stored = disk.put(key[0], key[1], data)
             except Exception:  # noqa: BLE001 - a cache write must never break a read
                 stored = False
             with self._lock:
@@ -286,21 +302,16 @@ class BlockCache:
                 if self._disk_failures >= _DISK_FAILURES:
                     self.disk = None  # the disk keeps refusing: run from memory
                     self._queue.clear()
+                    self._due.clear()
                     self._pending = 0
                 if not self._queue:
                     self._wake.notify_all()
-
-    def _stamp(self, disk: DiskTier, namespace: str) -> None:
-        with self._lock:
-            when = self._confirmations.get(namespace)
-        if when is not None:
-            disk.stamp(namespace, when)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until queued blocks are on disk; ``False`` if ``timeout`` passed first."""
         with self._lock:
             return self._wake.wait_for(
-                lambda: not self._queue and not self._writing, timeout=timeout
+                lambda: not self._queue and not self._due and not self._writing, timeout=timeout
             )
 
     def _after_fork(self) -> None:
@@ -309,6 +320,7 @@ class BlockCache:
         self._wake = threading.Condition(self._lock)
         self._flights.clear()
         self._queue.clear()
+        self._due.clear()
         self._pending = 0
         self._writing = False
         self._writer = None

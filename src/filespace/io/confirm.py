@@ -18,7 +18,7 @@ what happens is decided per read:
 - A revalidation window (``window`` > 0 seconds, buffered handles only): the
   first read of a handle skips that 1-byte request when the server confirmed
   the object (any ``If-Match`` answered, in any process sharing the disk
-  tier) less than that long ago. The cache records when
+  tier) less than that long ago. Handles with a window record when
   (``BlockCache.confirmed``); the time recorded is when the read that got
   the answer began. Bytes that must still be fetched carry ``If-Match`` as
   always.
@@ -95,7 +95,7 @@ class Confirmations:
         self.note()
 
     def note(self) -> None:
-        """Tell the cache the server confirmed the object this epoch (once per epoch)."""
-        if self.check and self._noted < self.epoch <= self.confirmed:
+        """With a window: tell the cache the server confirmed the object this epoch (once)."""
+        if self.window > 0 and self.check and self._noted < self.epoch <= self.confirmed:
             self._noted = self.epoch
             self._cache.confirmed(self._namespace, self._began)
