@@ -34,7 +34,7 @@ def block_files(directory: Path) -> list[Path]:
         for path in directory.rglob("*")
         if path.is_file()
         and not path.name.startswith(".")
-        and not path.name.endswith(".seen")
+        and not path.name.endswith((".seen", ".ok"))  # markers: empty
         and path.name != "filespace.json"  # the cache directory's marker
     )
 

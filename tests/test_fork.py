@@ -116,3 +116,39 @@ def test_a_forked_child_reads_external_and_native_files(
         finally:
             linked.close()
             stored.close()
+
+
+def test_a_forked_child_forgets_its_parents_prefetches(
+    space: tuple[str, str, bytes, bytes],
+) -> None:
+    location, key, external, native = space
+    with filespace.open(location, key=key, cache_size_mb=64) as fsp:
+        ahead = fsp.fs.prefetch(["/linked.bin", "/native.bin"])
+        assert ahead.wait(60)
+        with filespace.open(location, key=key) as other:
+            stalled = other.fs.prefetch(["/native.bin", "/linked.bin"], max_mb=0.001)
+            # A parent thread holds the locks at the moment of the fork.
+            with other.fs._prefetches._lock, stalled._lock:  # type: ignore[attr-defined]
+                pid = os.fork()
+                if pid == 0:
+                    code = 1
+                    try:
+                        assert stalled.done and stalled.wait() and ahead.done
+                        # What an open of the inherited filespace does first (its
+                        # engine connections are the parent's: not used here).
+                        inherited = other.fs._prefetches  # type: ignore[attr-defined]
+                        assert not inherited
+                        inherited.opened("/linked.bin")  # no hang on the held lock
+                        with filespace.open(location, key=key) as mine:
+                            again = mine.fs.prefetch(["/native.bin", "/linked.bin"])
+                            assert again.wait(60) and not again.errors
+                            assert mine.fs.read_file("/native.bin") == native
+                            assert mine.fs.read_file("/linked.bin") == external
+                        code = 0
+                    except BaseException:  # noqa: BLE001 - reported here; the exit code tells
+                        traceback.print_exc()
+                    finally:
+                        os._exit(code)
+            assert _wait(pid) == 0
+            stalled.cancel()
+            assert stalled.wait(60)

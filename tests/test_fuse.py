@@ -445,3 +445,50 @@ def test_a_background_mount_keeps_the_password_out_of_argv_and_log(tmp_path: Pat
     assert stat.S_IMODE(log.parent.stat().st_mode) == 0o700
     assert "serving postgresql://postgres@" in log.read_text()
     assert PASSWORD not in log.read_text()
+
+
+@pytest.mark.parametrize(("window", "asks"), [("3600", 0), ("0", 3)])
+def test_a_mount_with_a_revalidation_window_asks_once(
+    tmp_path: Path, s3_server: SeaweedS3, bucket: str, window: str, asks: int
+) -> None:
+    from tests.test_loaders import WanProxy, proxy_url
+
+    host, _, port = s3_server.endpoint.removeprefix("http://").rpartition(":")
+    proxy = WanProxy((host, int(port)), delay_ms=0, rate_mb_s=0).start()
+    try:
+        cli = new_cli(tmp_path, all_secrets(s3_server))
+        cli.ok("init", str(cli.location))
+        cli.ok("connect", "enable")
+        data = os.urandom(300_000)
+        etag = s3_server.client().put_object(Bucket=bucket, Key="f.bin", Body=data)["ETag"]
+        add_store(cli, s3_server, "p", bucket, endpoint=proxy_url(proxy))
+        link(cli, "/f.bin", "p", "f.bin", len(data), etag.strip('"'))
+        mountpoint = tmp_path / "mnt"
+        mountpoint.mkdir()
+        started = cli.ok(
+            "mount", str(cli.location), str(mountpoint), "--revalidate-after", window, "--json"
+        ).json()
+        try:
+            assert (mountpoint / "f.bin").read_bytes() == data
+            before = proxy.requests
+            for _ in range(3):  # each a new open of a cached file
+                assert (mountpoint / "f.bin").read_bytes() == data
+            assert proxy.requests == before + asks
+        finally:
+            _unmount(mountpoint)
+        _wait_ended(int(started["pid"]))
+    finally:
+        proxy.stop()
+
+
+def test_a_large_directory_lists_whole_through_the_mount(mount: dict[str, Any]) -> None:
+    from tests.test_dir_pages import _fill
+
+    with mount["cli"].api() as fsp:
+        names = _fill(fsp, "/many", 1500)  # three pages
+    listed = mount["mnt"] / "many"
+    assert sorted(os.listdir(listed)) == names
+    with os.scandir(listed) as entries:
+        kinds = {entry.name: entry.is_dir(follow_symlinks=False) for entry in entries}
+    assert kinds["sub"] and not kinds["n00000"] and not kinds["zlink"]
+    assert len(kinds) == len(names)

@@ -69,6 +69,7 @@ from filespace.errors import (
     WrongKeyError,
 )
 from filespace.fs import Filesystem
+from filespace.io.ahead import Prefetch
 from filespace.io.cache import cache_root
 from filespace.keys import generate_key
 from filespace.locations import check_new_location
@@ -135,6 +136,7 @@ __all__ = [
     "NotAFilespaceError",
     "NotALinkError",
     "ObjectNotFoundError",
+    "Prefetch",
     "PrivateUrlError",
     "PrunedCache",
     "ReadOnlyFileError",

@@ -13,7 +13,7 @@ import contextlib
 import errno
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 from filespace import paths
@@ -21,6 +21,7 @@ from filespace.blocks import BlockStore
 from filespace.blocks.native import NativeRawFile
 from filespace.connect.links import external_info
 from filespace.errors import ReadOnlyFileError
+from filespace.io.ahead import Prefetch, Prefetches, budget
 from filespace.io.cache import BlockCache
 from filespace.io.external import (
     ExternalRawFile,
@@ -29,6 +30,7 @@ from filespace.io.external import (
     link_source,
     open_stream,
 )
+from filespace.io.preload import Preloader
 from filespace.io.streams import check_options, parse_mode, wrap
 from filespace.meta.engine import Engine, NameTaken, NoSuchEntry, WouldCycle
 from filespace.meta.errors import MetaError, engine_errors, public_error
@@ -61,6 +63,7 @@ class Filesystem:
         block_size: int,
         urls: UrlProvider,
         cache: BlockCache | None = None,
+        revalidate_after_s: float = 0.0,
     ) -> None:
         self._engine = engine
         self._resolver = Resolver(engine)
@@ -68,7 +71,10 @@ class Filesystem:
         self._block_size = block_size
         self._urls = urls  # where links' bytes come from (Connect's access)
         self._cache = cache  # blocks of external files; None: only what a handle holds
+        self.revalidate_after_s = revalidate_after_s
+        """How long a cached external file may be opened without asking the server (s)."""
         self._writers: weakref.WeakSet[IO[Any]] = weakref.WeakSet()
+        self._prefetches = Prefetches()  # under way; each open tells them
 
     def __repr__(self) -> str:
         return f"Filesystem(engine={self._engine.url!r})"
@@ -107,12 +113,33 @@ class Filesystem:
 
     def read_dir(self, path: str) -> list[DirEntry]:
         """The entries of a directory, by name."""
+        return list(self.scan_dir(path, page=None))
+
+    def scan_dir(
+        self, path: str, *, after: str = "", page: int | None = 1000
+    ) -> Iterator[DirEntry]:
+        """The entries of a directory by name (those after ``after``), read ``page`` at a time.
+
+        The next page is read when the last is used up, so a huge directory is never
+        held whole (``page=None``: one read); entries made or removed meanwhile may show.
+        """
+        if page is not None and (not isinstance(page, int) or isinstance(page, bool) or page < 1):
+            raise ValueError(f"page must be a positive int or None, got {page!r}")
         directory = self._resolver.walk(path, follow_last=True)
         if not directory.is_dir:
             raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)
         base = paths.normalize(path).rstrip("/")
-        children = self._engine.children(directory.id)
-        return [dir_entry(child, f"{base}/{child.name}") for child in children]
+        return self._pages(directory.id, base, after or None, page)
+
+    def _pages(
+        self, dir_id: int, base: str, after: str | None, page: int | None
+    ) -> Iterator[DirEntry]:
+        while True:
+            children = self._engine.children(dir_id, after, page)
+            yield from (dir_entry(child, f"{base}/{child.name}") for child in children)
+            if page is None or len(children) < page:
+                return
+            after = children[-1].name
 
     def list_dir(self, path: str) -> list[str]:
         """The names in a directory, sorted."""
@@ -288,6 +315,8 @@ class Filesystem:
         if not parsed.binary and encoding is None:
             encoding = "utf-8"
         buffering = check_options(parsed, buffering, encoding, errors, newline)
+        if self._prefetches:
+            self._prefetches.opened(paths.normalize(path))
         entry = self._open_entry(path, parsed.creating, parsed.exclusive)
         if entry.is_dir:
             raise IsADirectoryError(errno.EISDIR, "is a directory", path)
@@ -296,22 +325,16 @@ class Filesystem:
                 raise ReadOnlyFileError(path)
             source = link_source(paths.normalize(path), entry.link, self._urls)
             external = ExternalRawFile(
-                source, cache=self._cache, namespace=cache_namespace(entry.link)
+                source,
+                cache=self._cache,
+                namespace=cache_namespace(entry.link),
+                revalidate_after_s=self.revalidate_after_s,
             )
             external.mode = mode
             return open_stream(external, parsed, buffering, encoding, errors, newline)
         else:
-            raw: Any = NativeRawFile(
-                engine=self._engine,
-                store=self._blocks(),
-                entry_id=entry.id,
-                size=entry.size,
-                block_size=self._block_size,
-                path=path,
-                readable=parsed.reading,
-                writable=parsed.writing or parsed.appending,
-                append=parsed.appending,
-            )
+            writable = parsed.writing or parsed.appending
+            raw: Any = self._native(entry, path, parsed.reading, writable, parsed.appending)
             if parsed.truncating and entry.size:
                 raw.resize(0)
         raw.mode = mode
@@ -319,6 +342,22 @@ class Filesystem:
         if parsed.writing or parsed.appending:
             self._writers.add(stream)
         return stream
+
+    def _native(
+        self, entry: EntryRecord, path: str, readable: bool, writable: bool, append: bool
+    ) -> NativeRawFile:
+        return NativeRawFile(
+            engine=self._engine,
+            store=self._blocks(),
+            entry_id=entry.id,
+            size=entry.size,
+            block_size=self._block_size,
+            path=path,
+            readable=readable,
+            writable=writable,
+            append=append,
+            cache=self._cache,
+        )
 
     def flush_open_files(self) -> None:
         """Flush every file open for writing, so its data and size are committed."""
@@ -344,6 +383,38 @@ class Filesystem:
             if exclusive:
                 raise FileExistsError(errno.EEXIST, "file exists", path) from None
             return self._resolver.walk(path, follow_last=True)  # created meanwhile by someone else
+
+    # -- reading ahead ----------------------------------------------------------------
+    def prefetch(self, paths_: Iterable[str], *, max_mb: float | None = None) -> Prefetch:
+        """Fetch these files, in this order, into the cache in the background (``Prefetch``).
+
+        At most ``max_mb`` (default: a quarter of the cache) ahead of the reader,
+        whose ``open`` of each path moves it on; native (remote block store) and
+        external files alike; a file that cannot be fetched is in ``errors``.
+        """
+        if isinstance(paths_, str | bytes):
+            raise TypeError("paths must be an iterable of paths, not one path")
+        items = [paths.normalize(path) for path in paths_]
+        capacity = self._cache.capacity if self._cache is not None else 0
+        prefetch = Prefetch(items, self._plan, budget(max_mb, capacity))
+        self._prefetches.add(prefetch)
+        return prefetch.start()
+
+    def _plan(self, path: str) -> tuple[int, Callable[[], int] | None]:
+        """A prefetch's look at one file: its size and how to fetch it into the cache."""
+        entry = self._resolver.walk(path, follow_last=True)
+        if entry.is_dir:
+            raise IsADirectoryError(errno.EISDIR, "is a directory", path)
+        if entry.link is None:
+            return entry.size, self._native(entry, path, True, False, False).preload
+        namespace = cache_namespace(entry.link)
+        if namespace is None or self._cache is None:
+            return entry.size, None  # never cached: nothing to fetch ahead
+        source = link_source(path, entry.link, self._urls)
+        reader = Preloader(
+            source, self._cache, namespace, revalidate_after_s=self.revalidate_after_s
+        )
+        return entry.size, reader.preload
 
     def read_file(self, path: str) -> bytes:
         """The whole content of a file."""

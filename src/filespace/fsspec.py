@@ -8,10 +8,13 @@ For example:
 
 Storage options: ``location`` (a filespace directory or engine URL; default:
 the ``FILESPACE`` environment variable), ``key`` (the filespace key; default:
-found as ``filespace.open`` finds it), ``cache_dir`` and ``cache_size_mb`` (the
-external-read cache, as for ``filespace.open``) and ``auto_mkdir`` (writing a file
+found as ``filespace.open`` finds it), ``cache_dir``, ``cache_size_mb`` and
+``revalidate_after_s`` (the external-read cache and how long a cached file may
+be opened without asking the server, as for ``filespace.open``) and ``auto_mkdir`` (writing a file
 creates its missing parent directories, as object stores behave; default on).
 ``filespace:///a/b`` and ``filespace://a/b`` both name ``/a/b``.
+``prefetch(paths, max_mb=None)`` is ``fsp.fs.prefetch``: a data loader hands
+it the order it will read in.
 
 The class is thin: fsspec's primitives map onto ``fsp.fs``, whose errors are
 already the built-in ``OSError`` subclasses fsspec expects. Reading returns
@@ -47,7 +50,7 @@ from fsspec.spec import AbstractFileSystem, make_instance
 from fsspec.utils import stringify_path
 
 import filespace
-from filespace import DirEntry, Filespace
+from filespace import DirEntry, Filespace, Prefetch
 
 __all__ = ["FilespaceFileSystem", "close_shared_filespaces"]
 
@@ -81,6 +84,7 @@ class FilespaceFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec i
         key: str | bytes | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         cache_size_mb: int = 1024,
+        revalidate_after_s: float = 0.0,
         auto_mkdir: bool = True,
         **options: Any,
     ) -> None:
@@ -100,6 +104,7 @@ class FilespaceFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec i
             "key": key,
             "cache_dir": cache,
             "cache_size_mb": cache_size_mb,
+            "revalidate_after_s": revalidate_after_s,
         }
         self.filespace  # noqa: B018 - a bad location or key fails here, not at first use
 
@@ -250,6 +255,17 @@ class FilespaceFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec i
             return
         with fs.open(path1, "rb", buffering=0) as source, self.open(path2, "wb") as target:
             shutil.copyfileobj(source, target, _COPY_CHUNK)
+
+    def prefetch(self, paths: Any, max_mb: float | None = None) -> Prefetch:
+        """Fetch these files, in this order, into the cache ahead of the reader.
+
+        ``fsp.fs.prefetch`` (see ``filespace.Prefetch``): ``paths`` are a list
+        of paths or ``filespace://`` URLs.
+        """
+        if isinstance(paths, str):
+            paths = [paths]
+        stripped = [self._strip_protocol(path) for path in paths]
+        return self.filespace.fs.prefetch(stripped, max_mb=max_mb)
 
     # -- namespace ----------------------------------------------------------------------
     def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:

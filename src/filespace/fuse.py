@@ -16,6 +16,11 @@ What a POSIX tool may expect and a filespace does not keep:
   engine transaction, as POSIX allows;
 - times have the resolution of ``DirEntry`` (seconds).
 
+Directories are listed a page at a time (``readdir_with_offset``): each call
+reads the next ``_DIR_PAGE`` entries from the engine, after the name at the
+offset the kernel resumes from, so a directory of millions is never held
+whole; an open directory keeps the names of the last page it handed out.
+
 Data written through a handle is committed when the handle is flushed
 (``close``, ``fsync``), as for ``fsp.fs.open``; until then ``stat`` on this
 mount shows the size the open handle has.
@@ -53,6 +58,11 @@ _STATFS_FILES = 1 << 32
 # Raised once mounted, if allowed.
 _KERNEL_READAHEAD_KB = 1024
 _MOUNT_WAIT_S = 30.0
+# About what one getdents buffer holds (32 KiB of short names): the kernel asks
+# again from the last entry it kept, so a larger page is read and thrown away.
+_DIR_PAGE = 512
+_DOTS = ((".", 1), ("..", 2))  # the first offsets of every listing
+_TYPE_BITS = {"dir": stat.S_IFDIR, "link": stat.S_IFLNK, "file": stat.S_IFREG}
 
 _Result = TypeVar("_Result")
 
@@ -107,6 +117,7 @@ class FilespaceOperations:
     def __init__(self, fsp: Filespace) -> None:
         self._fs = fsp.fs
         self._handles: dict[int, _Handle] = {}
+        self._listings: dict[int, dict[int, str]] = {}  # open directory -> offset -> name
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
         self._uid = os.getuid()
@@ -183,8 +194,44 @@ class FilespaceOperations:
 
     # -- directories and names -------------------------------------------------------
     @_errors_as_errno
-    def readdir(self, path: str, fh: int) -> list[str]:
-        return [".", "..", *self._fs.list_dir(path)]
+    def opendir(self, path: str) -> int:
+        if not self._fs.dir_exists(path):
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
+        with self._lock:
+            number = next(self._numbers)
+            self._listings[number] = {}
+        return number
+
+    @_errors_as_errno
+    def readdir_with_offset(self, path: str, offset: int, fh: int) -> list[tuple[str, int, int]]:
+        """The entries from ``offset`` on, one page of them (none: the end)."""
+        listing = self._listings.get(fh)
+        if listing is None:
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        page: list[tuple[str, int, int]] = [
+            (name, stat.S_IFDIR, number) for name, number in _DOTS if number > offset
+        ]
+        after = "" if offset <= len(_DOTS) else listing.get(offset)
+        if after is None:  # not an offset this handle handed out last
+            raise OSError(errno.EINVAL, "unknown directory offset", path)
+        number = max(offset, len(_DOTS))
+        entries = self._fs.scan_dir(path, after=after, page=_DIR_PAGE)
+        names: dict[int, str] = {}
+        for entry in itertools.islice(entries, _DIR_PAGE):
+            number += 1
+            names[number] = entry.name
+            page.append((entry.name, _TYPE_BITS[entry.type], number))
+        with self._lock:
+            if fh in self._listings:  # what the kernel did not keep yet, and this page
+                kept = {at: name for at, name in listing.items() if at >= offset}
+                self._listings[fh] = kept | names
+        return page
+
+    @_errors_as_errno
+    def releasedir(self, path: str | None, fh: int) -> int:
+        with self._lock:
+            self._listings.pop(fh, None)
+        return 0
 
     @_errors_as_errno
     def mkdir(self, path: str, mode: int) -> int:

@@ -20,7 +20,7 @@ from filespace import runtime
 from filespace.space import Filespace
 from filespace.space import open as open_filespace
 
-_Options = tuple[str, str | bytes | None, str | None, int]
+_Options = tuple[str, str | bytes | None, str | None, int, float]
 
 
 class _Registry:
@@ -37,9 +37,10 @@ def _options(
     key: str | bytes | None,
     cache_dir: str | os.PathLike[str] | None,
     cache_size_mb: int,
+    revalidate_after_s: float,
 ) -> _Options:
     cache = None if cache_dir is None else str(Path(cache_dir).absolute())
-    return (os.fspath(location), key, cache, cache_size_mb)
+    return (os.fspath(location), key, cache, cache_size_mb, revalidate_after_s)
 
 
 def open_shared(
@@ -48,6 +49,7 @@ def open_shared(
     key: str | bytes | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     cache_size_mb: int = 1024,
+    revalidate_after_s: float = 0.0,
 ) -> Filespace:
     """This process's open filespace for these arguments, opened on first use.
 
@@ -56,13 +58,17 @@ def open_shared(
     it again. Do not use it in a ``with`` block: that would close it for every
     other user in the process.
     """
-    options = _options(location, key, cache_dir, cache_size_mb)
+    options = _options(location, key, cache_dir, cache_size_mb, revalidate_after_s)
     registry = _registry()
     with registry.lock:
         space = registry.spaces.get(options)
         if space is None or space.closed:
             space = open_filespace(
-                location, key=key, cache_dir=cache_dir, cache_size_mb=cache_size_mb
+                location,
+                key=key,
+                cache_dir=cache_dir,
+                cache_size_mb=cache_size_mb,
+                revalidate_after_s=revalidate_after_s,
             )
             registry.spaces[options] = space
         return space
@@ -74,6 +80,7 @@ def close_shared(
     key: str | bytes | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     cache_size_mb: int = 1024,
+    revalidate_after_s: float = 0.0,
 ) -> None:
     """Sync and close the shared filespace for these arguments; every one without ``location``."""
     registry = _registry()
@@ -82,7 +89,7 @@ def close_shared(
             closing = list(registry.spaces.values())
             registry.spaces.clear()
         else:
-            options = _options(location, key, cache_dir, cache_size_mb)
+            options = _options(location, key, cache_dir, cache_size_mb, revalidate_after_s)
             found = registry.spaces.pop(options, None)
             closing = [] if found is None else [found]
     for space in closing:

@@ -177,8 +177,14 @@ def open(
     key: str | bytes | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     cache_size_mb: int = 1024,
+    revalidate_after_s: float = 0.0,
 ) -> Filespace:
     """Open an existing filespace.
+
+    ``revalidate_after_s``: how long after the server last confirmed an
+    external file (in any process sharing the cache) an ``open`` whose bytes
+    are all cached may read them without asking again (0: every ``open``
+    asks; see ``docs/semantics.md``).
 
     An unknown location raises ``FileNotFoundError``; one that holds no
     filespace (a directory without one, a file that is no SQLite database, an
@@ -190,6 +196,9 @@ def open(
     text = as_text(location)
     if isinstance(cache_size_mb, bool) or not isinstance(cache_size_mb, int) or cache_size_mb < 0:
         raise ValueError(f"cache_size_mb must be a non-negative int, got {cache_size_mb!r}")
+    window = revalidate_after_s
+    if isinstance(window, bool) or not isinstance(window, int | float) or not 0 <= window < 1e12:
+        raise ValueError(f"revalidate_after_s must be seconds >= 0, got {window!r}")
     engine = _existing_engine(text)
     public = public_location(text)
     try:
@@ -215,6 +224,7 @@ def open(
         key=raw_key,
         cache_dir=Path(cache_dir) if cache_dir is not None else None,
         cache_size_mb=cache_size_mb,
+        revalidate_after_s=float(window),
     )
 
 
@@ -299,6 +309,7 @@ class Filespace:
         key: bytes | None,
         cache_dir: Path | None,
         cache_size_mb: int,
+        revalidate_after_s: float = 0.0,
     ) -> None:
         self._engine = engine
         self._location = public_location(location)  # the only form kept: it is shown
@@ -327,6 +338,7 @@ class Filespace:
             int(settings.get("block_size", DEFAULT_BLOCK_SIZE)),
             self.connect.url_provider,
             cache=self._cache,
+            revalidate_after_s=revalidate_after_s,
         )
         """The file tree: directories, files, links and their data."""
 

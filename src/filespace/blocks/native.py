@@ -16,6 +16,10 @@ external files (``io.prefetch``: whole blocks, a readahead window that grows
 while the reads stay sequential, fetched by the process's one fetch pool),
 over ``StoredBlocks``, the file's stored blocks (committed or pending) as they
 were when the read began; any write drops that reader. A random read fetches just its range.
+Given the filespace's block cache, that reader keeps what it fetches there,
+named by the file's block keys: a stored block never changes (a write makes a
+new key), so those bytes need no confirming, and ``preload`` (``fs.prefetch``)
+fills the cache ahead of a reader.
 
 A file holds at most ``MAX_FILE_SIZE`` bytes (5 TiB): a write or truncate
 past it fails whole with ``OSError(EFBIG)``, as a POSIX write past the file
@@ -36,7 +40,10 @@ import time
 from collections.abc import Callable
 
 from filespace.blocks.base import BlockStore, BlockWriter, new_block_key
+from filespace.io import cache as blockcache
+from filespace.io.cache import BlockCache
 from filespace.io.prefetch import Reader
+from filespace.io.preload import Preloader
 from filespace.io.streams import PositionedRaw
 from filespace.meta.engine import Engine, NoSuchEntry
 from filespace.meta.records import BlockRecord
@@ -119,6 +126,7 @@ class NativeRawFile(PositionedRaw):
         writable: bool,
         append: bool = False,
         on_close: Callable[[], None] | None = None,
+        cache: BlockCache | None = None,
     ) -> None:
         super().__init__()
         self.name = path
@@ -141,6 +149,7 @@ class NativeRawFile(PositionedRaw):
         self._on_close = on_close
         self._remote = store.remote
         self._reader: Reader | None = None  # a remote store's readahead, until a write
+        self._cache = cache
         self._last_end = 0  # where the previous read ended: the next one is sequential
         self._stream: _Stream | None = None  # the block being written sequentially, if any
 
@@ -359,19 +368,34 @@ class NativeRawFile(PositionedRaw):
         """Whether the readahead holds block ``index`` (a skip forward keeps using it)."""
         return self._reader is not None and self._reader.holds(index)
 
-    def _remote_reader(self, position: int) -> Reader:
+    def _remote_reader(self, position: int, kind: type[Reader] = Reader) -> Reader:
         """The readahead over the blocks stored now, made on the first read after a write."""
-        if self._reader is None:
+        if self._reader is None or not isinstance(self._reader, kind):
             keys = {index: record.key for index, record in self._blocks.items()}
             keys.update((index, record.key) for index, record in self._pending.items())
             source = StoredBlocks(self._store, self.name, self._size, self._block_size, keys)
-            self._reader = Reader(
+            # Named by the block keys: the same bytes for as long as the keys are the same.
+            listing = "\x00".join(f"{index}={key}" for index, key in sorted(keys.items()))
+            self._drop_reader()
+            self._reader = kind(
                 source,
+                self._cache,
+                blockcache.namespace(f"native:{listing}", "", self._size, self._block_size),
                 block_size=self._block_size,
                 request_size=self._block_size,  # one block per request: blocks are objects
                 sequential_from=position,  # (the read that makes it is sequential)
+                confirms=False,  # stored blocks never change
             )
         return self._reader
+
+    def preload(self) -> int:
+        """Fetch the file's stored blocks into the cache (a remote store's); bytes fetched."""
+        with self._lock:
+            if not self._remote or self._cache is None or not self._size:
+                return 0
+            reader = self._remote_reader(0, Preloader)
+            assert isinstance(reader, Preloader)
+            return reader.preload()
 
     def _drop_reader(self) -> None:
         reader, self._reader = self._reader, None

@@ -78,7 +78,13 @@ def _last_error(log: Path) -> str:
 
 
 def _in_background(
-    location: str, mountpoint: Path, cache_mb: int, *, debug: bool, nonempty: bool
+    location: str,
+    mountpoint: Path,
+    cache_mb: int,
+    *,
+    debug: bool,
+    nonempty: bool,
+    revalidate_after: float = 0.0,
 ) -> int:
     """Start the serving process detached; its pid once the mount is live.
 
@@ -94,6 +100,8 @@ def _in_background(
     command += ["mount", str(mountpoint), "--foreground", "--cache-mb", str(cache_mb)]
     if nonempty:
         command.append("--nonempty")
+    if revalidate_after:
+        command += ["--revalidate-after", repr(revalidate_after)]
     sink = _private_log(log)
     try:
         process = subprocess.Popen(
@@ -148,6 +156,16 @@ def mount(
             "--nonempty", help="Mount over a directory that has files (hidden while mounted)."
         ),
     ] = False,
+    revalidate_after: Annotated[
+        float,
+        typer.Option(
+            "--revalidate-after",
+            min=0,
+            metavar="SECONDS",
+            help="Open a cached linked file without asking its server if it confirmed the "
+            "object less than this long ago (0: always ask).",
+        ),
+    ] = 0.0,
     json_: JsonOpt = False,
 ) -> None:
     """Mount the filespace with FUSE: native files read-write, linked files read-only."""
@@ -164,7 +182,14 @@ def mount(
         # Open it once here, so a wrong location or key is reported at once.
         filespace.open(where).close()
         debug = context.options(ctx).debug
-        pid = _in_background(where, mountpoint, cache_mb, debug=debug, nonempty=nonempty)
+        pid = _in_background(
+            where,
+            mountpoint,
+            cache_mb,
+            debug=debug,
+            nonempty=nonempty,
+            revalidate_after=revalidate_after,
+        )
         if context.wants_json(ctx, json_):
             output.emit_json({"location": shown, "mountpoint": str(mountpoint), "pid": pid})
             return
@@ -173,7 +198,7 @@ def mount(
         return
     from filespace.fuse import mount as serve
 
-    with filespace.open(where, cache_size_mb=cache_mb) as fsp:
+    with filespace.open(where, cache_size_mb=cache_mb, revalidate_after_s=revalidate_after) as fsp:
         output.note(f"serving {shown} at {mountpoint}; unmount to stop")
         try:
             serve(fsp, str(mountpoint))

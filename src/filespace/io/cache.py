@@ -15,6 +15,10 @@ a checksum are not cached at all (nothing tells their versions apart).
   and the cache then runs from memory. Blocks are written by a background
   thread; when the disk falls behind by more than ``_MAX_PENDING`` bytes,
   new blocks skip the disk rather than slow the reader down.
+- Confirmations: when the server last confirmed an object (an ``If-Match``
+  answered), in memory and as a stamp in the disk tier, so an open with a
+  revalidation window (``filespace.open(revalidate_after_s=)``), in this
+  process or the next, may skip asking again.
 - Single flight: ``claim`` hands the first asker of a missing block the job of
   loading it and everyone else a future of the same bytes, so concurrent
   misses on one block cost one request.
@@ -29,6 +33,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import Sequence
@@ -50,6 +55,7 @@ _MAX_PENDING = 64 * 1024 * 1024
 _WRITER_IDLE_S = 2.0
 _STREAMS_REMEMBERED = 4096
 _DISK_FAILURES = 3  # consecutive refused writes before the disk tier is given up
+_CLOCK_SLACK_S = 1.0  # a confirmation stamped later than now + this: the clock moved back
 
 
 class Cancelled(Exception):
@@ -92,9 +98,11 @@ class BlockCache:
         self._memory_bytes = 0
         self._flights: dict[BlockKey, Future[memoryview]] = {}
         self._streamed: OrderedDict[str, None] = OrderedDict()  # namespaces, most recent last
+        self._confirmations: OrderedDict[str, float] = OrderedDict()  # namespace -> when
         self._lock = threading.Lock()
         # The disk writer.
         self._queue: deque[tuple[BlockKey, memoryview]] = deque()
+        self._due: OrderedDict[str, None] = OrderedDict()  # namespaces to stamp on disk
         self._pending = 0
         self._writing = False
         self._writer: threading.Thread | None = None
@@ -142,6 +150,11 @@ class BlockCache:
 
     def __repr__(self) -> str:
         return f"BlockCache(disk={self.disk!r}, memory={self._memory_limit})"
+
+    @property
+    def capacity(self) -> int:
+        """How many bytes of blocks it keeps: the disk tier's bound, else the memory tier's."""
+        return self.disk.capacity if self.disk is not None else self._memory_limit
 
     # -- memory and single flight ----------------------------------------------------
     def claim(self, keys: Sequence[BlockKey]) -> list[tuple[Future[memoryview], bool]]:
@@ -223,6 +236,40 @@ class BlockCache:
             seen = disk.mark(namespace) or seen
         return seen
 
+    def confirmed(self, namespace: str, when: float) -> None:
+        """The server confirmed the object of ``namespace`` at ``when`` (``time.time()``)."""
+        with self._lock:
+            if self._confirmations.get(namespace, 0.0) < when:
+                self._confirmations[namespace] = when
+            self._confirmations.move_to_end(namespace)
+            if len(self._confirmations) > _STREAMS_REMEMBERED:
+                self._confirmations.popitem(last=False)
+            # The stamp is written by the disk writer once no block waits: a file
+            # made in a busy directory can cost a millisecond, which neither the
+            # reader nor the blocks queued for the disk should wait for.
+            if self.disk is not None:
+                self._due[namespace] = None
+                if len(self._due) > _STREAMS_REMEMBERED:
+                    self._due.popitem(last=False)  # (the disk is far behind: skip the oldest)
+                self._start_writer()
+
+    def confirmed_within(self, namespace: str, seconds: float) -> bool:
+        """Whether the server confirmed that object less than ``seconds`` ago (any process)."""
+        now = time.time()
+        with self._lock:
+            when = self._confirmations.get(namespace)
+            disk = self.disk
+        if (when is None or now - when >= seconds) and disk is not None:
+            stamped = disk.stamped(namespace)  # another process may have asked since
+            if stamped is not None and (when is None or stamped > when):
+                when = stamped
+        # A confirmation "from the future" means the clock moved back: trust nothing.
+        return when is not None and now - seconds < when <= now + _CLOCK_SLACK_S
+
+    def on_disk(self, key: BlockKey, length: int) -> bool:
+        """Whether the disk tier has a file of the right length for the block (not read)."""
+        return self.disk is not None and self.disk.has(key[0], key[1], length)
+
     def read_disk(self, key: BlockKey, length: int) -> memoryview | None:
         """The block from the disk tier, if there intact (call for claimed keys)."""
         if self.disk is None:
@@ -239,6 +286,10 @@ class BlockCache:
             return
         self._queue.append((key, data))
         self._pending += len(data)
+        self._start_writer()
+
+    def _start_writer(self) -> None:
+        """Start (or wake) the disk writer (the lock is held)."""
         if self._writer is None:
             self._writer = threading.Thread(
                 target=self._write_loop, name="filespace-cache-writer", daemon=True
@@ -252,14 +303,26 @@ class BlockCache:
         assert disk is not None
         while True:
             with self._lock:
-                if not self._queue:
+                if not self._queue and not self._due:
                     self._wake.wait(_WRITER_IDLE_S)
-                if not self._queue:
+                if not self._queue and not self._due:
                     self._writer = None  # idle: the next block starts a new thread
                     self._wake.notify_all()
                     return
-                key, data = self._queue.popleft()
-                self._writing = True
+                if not self._queue:  # blocks first; stamps when none waits
+                    namespace, _ = self._due.popitem(last=False)
+                    when = self._confirmations.get(namespace)
+                    self._writing = True
+                else:
+                    key, data = self._queue.popleft()
+                    self._writing, namespace = True, ""
+            if namespace:
+                if when is not None:
+                    disk.stamp(namespace, when)  # (best effort; never raises)
+                with self._lock:
+                    self._writing = False
+                    self._wake.notify_all()
+                continue
             try:
                 stored = disk.put(key[0], key[1], data)
             except Exception:  # noqa: BLE001 - a cache write must never break a read
@@ -271,6 +334,7 @@ class BlockCache:
                 if self._disk_failures >= _DISK_FAILURES:
                     self.disk = None  # the disk keeps refusing: run from memory
                     self._queue.clear()
+                    self._due.clear()
                     self._pending = 0
                     cachedir.warn_given_up(disk.directory, disk.last_error)
                 if not self._queue:
@@ -280,7 +344,7 @@ class BlockCache:
         """Wait until queued blocks are on disk; ``False`` if ``timeout`` passed first."""
         with self._lock:
             return self._wake.wait_for(
-                lambda: not self._queue and not self._writing, timeout=timeout
+                lambda: not self._queue and not self._due and not self._writing, timeout=timeout
             )
 
     def _after_fork(self) -> None:
@@ -289,6 +353,7 @@ class BlockCache:
         self._wake = threading.Condition(self._lock)
         self._flights.clear()
         self._queue.clear()
+        self._due.clear()
         self._pending = 0
         self._writing = False
         self._writer = None

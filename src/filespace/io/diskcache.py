@@ -4,6 +4,7 @@ Layout, under ``<cache root>/<filespace id>/v1/``::
 
     ab/ab12…ef.17        block 17 of the object whose namespace is ab12…ef
     ab/ab12…ef.seen      (empty) that object was streamed before
+    ab/ab12…ef.ok        (empty) its mtime: when the server last confirmed that object
     ab/.tmp.<pid>.<rand> a block being written
 
 A file is a 48-byte header (magic, namespace, block index, length, CRC-32 of
@@ -41,6 +42,7 @@ _RESCAN_FRACTION = 16
 _STALE_TEMP_S = 600.0
 _TEMP_PREFIX = ".tmp."
 _MARK_SUFFIX = ".seen"
+_STAMP_SUFFIX = ".ok"
 
 
 class DiskTier:
@@ -88,6 +90,13 @@ class DiskTier:
         self._discard(path)
         return None
 
+    def has(self, namespace: str, index: int, length: int) -> bool:
+        """Whether a file of the block's size is there (its content is checked on ``get``)."""
+        try:
+            return os.stat(self._path(namespace, index)).st_size == HEADER_SIZE + length
+        except OSError:
+            return False
+
     @staticmethod
     def _valid(header: bytearray, namespace: str, index: int, data: bytearray) -> bool:
         magic, name, stored_index, stored_length, crc = _HEADER.unpack(header)
@@ -130,6 +139,37 @@ class DiskTier:
         except OSError:
             pass
         return False
+
+    def stamp(self, namespace: str, when: float) -> None:
+        """Record that the server confirmed ``namespace``'s object at ``when`` (epoch seconds).
+
+        The time is the marker's mtime, so every process sharing the directory
+        sees it; an older stamp never replaces a newer one. Best effort.
+        """
+        path = self.directory / namespace[:2] / f"{namespace}{_STAMP_SUFFIX}"
+        try:
+            try:
+                fd, made = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), True
+            except FileExistsError:
+                fd, made = os.open(path, os.O_WRONLY), False
+            except FileNotFoundError:
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                fd, made = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), True
+            try:
+                if made or os.fstat(fd).st_mtime < when:
+                    os.utime(fd, (when, when))
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+
+    def stamped(self, namespace: str) -> float | None:
+        """When the server last confirmed ``namespace``'s object, if a stamp says so."""
+        path = self.directory / namespace[:2] / f"{namespace}{_STAMP_SUFFIX}"
+        try:
+            return os.stat(path).st_mtime
+        except OSError:
+            return None
 
     # -- writing -------------------------------------------------------------------
     def put(self, namespace: str, index: int, data: memoryview) -> bool:

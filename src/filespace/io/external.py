@@ -12,8 +12,9 @@ over an ``ExternalRawFile``, whose reads go through a
 sequential access. What a reader can rely on when the object changes is in
 that module's docstring: cached blocks are always the linked version's bytes;
 a buffered handle confirms the object with the server on its first read and
-may then serve the blocks it finds cached; an unbuffered one (``buffering=0``)
-confirms on every read.
+may then serve the blocks it finds cached (with a revalidation window, its
+first read too, if the server confirmed the object less than that long ago);
+an unbuffered one (``buffering=0``) confirms on every read.
 
 An HTTP link's requests carry a guard: their connections reach only public
 addresses unless the provider says private URLs are allowed (asked when a
@@ -238,12 +239,15 @@ class ExternalRawFile(PositionedRaw):
         *,
         cache: BlockCache | None = None,
         namespace: str | None = None,
+        revalidate_after_s: float = 0.0,
     ) -> None:
         super().__init__()
         self.name = source.path
         self.mode = "rb"
         self._source = source
-        self._reader = Reader(source, cache, namespace, strict=True)
+        self._reader = Reader(
+            source, cache, namespace, strict=True, revalidate_after_s=revalidate_after_s
+        )
         self._pos = 0
         # How much the caller wants of the next read: set per call by
         # ExternalBufferedReader; ``None`` means all of the buffer.

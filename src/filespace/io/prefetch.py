@@ -55,21 +55,13 @@ pays for writing what nobody reads again, while a re-read object is on disk
 from its third pass. A near server gives blocks back as fast as the disk
 would, so its streams are not written at all.
 
-Consistency: cached blocks are the bytes of the version that was linked (the
-namespace includes its checksum), so serving them is never serving another
-version. Each request carries ``If-Match``, so once the object changes, the
-next block that needs the network fails with ``ESTALE``. When every block is
-cached, what happens is decided per read:
+Consistency (``io.confirm``): cached blocks are the linked version's bytes;
+every request carries ``If-Match``; a buffered handle's first read and every
+read of an unbuffered (``strict``) one reach the server, unless a revalidation
+window (``revalidate_after_s``) says a recent confirmation stands in.
 
-- A buffered handle (the default ``open``) makes its first read reach the
-  server: if no request of that read was answered, a 1-byte ``If-Match`` GET
-  confirms the object (and that the current credentials may read it) before
-  the bytes are returned. Later reads serve cached blocks without asking. So
-  every ``open`` sees a change made before it, and an open handle may go on
-  reading cached bytes of the version it opened (they are that version).
-- An unbuffered handle (``buffering=0``, ``strict``) does the same for every
-  read, as ``O_DIRECT`` would: each read costs at least one request, and a
-  change made between two reads fails the second with ``ESTALE``.
+``io.preload.Preloader`` is a ``Reader`` that fetches whole objects into
+the cache for ``fs.prefetch``.
 
 Failures of a block another handle was loading are not taken as final (that
 request may have been signed before a rekey or sent before this open): the
@@ -88,6 +80,7 @@ from functools import partial
 from filespace import runtime
 from filespace.io import workers
 from filespace.io.cache import BlockCache, BlockKey, Cancelled
+from filespace.io.confirm import Confirmations
 from filespace.io.source import BlockSource
 from filespace.objects import http
 
@@ -115,6 +108,8 @@ class Reader:
         strict: bool = False,
         request_size: int | None = None,
         sequential_from: int = -1,
+        revalidate_after_s: float = 0.0,
+        confirms: bool = True,
     ) -> None:
         self._source = source
         self._size = source.size
@@ -125,13 +120,14 @@ class Reader:
         # (this handle's own), and nothing is kept beyond what it holds.
         self._cache = cache if cache is not None and shared else BlockCache(None, 0, memory=0)
         self._namespace = namespace if namespace is not None and shared else secrets.token_hex(16)
-        # Reads are numbered ("epochs"): the first read, and with ``strict``
-        # every read, gets a new number, and must see a server answer to a
-        # request made since it began (``_confirmed``) before it returns.
-        self.strict = strict
-        self._check = shared  # blocks may come from elsewhere: confirm the first read
-        self._epoch = 0
-        self._confirmed = 0
+        self._answers = Confirmations(
+            source,
+            self._cache,
+            self._namespace,
+            check=shared and confirms,  # (a native file's stored blocks never change)
+            strict=strict,
+            window=revalidate_after_s,
+        )
         self._pool = pool or workers.pool()
         self._ahead: dict[int, Future[memoryview]] = {}  # blocks this handle holds or awaits
         self._mine: set[int] = set()  # ...of which this handle is loading these
@@ -147,6 +143,15 @@ class Reader:
 
     def __repr__(self) -> str:
         return f"Reader({self._source.path!r}, window={self._window})"
+
+    @property
+    def strict(self) -> bool:
+        """Whether every read must reach the server (an unbuffered handle's)."""
+        return self._answers.strict
+
+    @strict.setter
+    def strict(self, value: bool) -> None:
+        self._answers.strict = value
 
     # -- public --------------------------------------------------------------------
     def readinto(self, position: int, target: memoryview, want: int) -> int:
@@ -238,7 +243,7 @@ class Reader:
             self._end_direct()
             raise self._source.error(problem) from None
         if stream.requests > answered:
-            self._confirmed = self._epoch  # the server answered during this read
+            self._answers.answered(self._answers.epoch)  # the server answered during this read
         self._next = position + count
         self._confirm(position)
         return count
@@ -290,7 +295,9 @@ class Reader:
             self._window = min(MAX_WINDOW, max(2 * self._window, want, self._block))
             if self._stream_to_disk is None and self._size > REQUEST_SIZE:
                 # (Small objects are cached whole anyway: no marker needed.)
-                self._stream_to_disk = self._check and self._cache.streamed_before(self._namespace)
+                self._stream_to_disk = self._answers.check and self._cache.streamed_before(
+                    self._namespace
+                )
             return
         if self._next < position < self._requested * self._block and self._window:
             return  # a skip forward inside the readahead: still streaming
@@ -338,18 +345,11 @@ class Reader:
                 raise
 
     def _begin(self) -> None:
-        if self.strict or (self._check and self._epoch == 0):
-            self._epoch += 1
+        self._answers.begin()
 
     def _confirm(self, position: int) -> None:
-        """Unless the server answered this read, ask it whether the object is the linked one."""
-        if self._confirmed >= self._epoch:
-            return
-        try:
-            self._source.check(min(position, self._size - 1))
-        except http.RangeError as problem:
-            raise self._source.error(problem) from None
-        self._confirmed = self._epoch
+        """Unless the server answered this read (or the window allows), ask it."""
+        self._answers.confirm(min(position, self._size - 1))
 
     # -- loading ------------------------------------------------------------------------
     def _key(self, index: int) -> BlockKey:
@@ -393,7 +393,9 @@ class Reader:
         for start, end in _runs(owned):
             for chunk_start, chunk_end in self._split(start, end, urgent):
                 job = workers.Job(
-                    partial(self._load, chunk_start, chunk_end, not urgent, self._epoch, keep),
+                    partial(
+                        self._load, chunk_start, chunk_end, not urgent, self._answers.epoch, keep
+                    ),
                     partial(self._abandon, chunk_start, chunk_end),
                 )
                 if urgent and inline is None:
@@ -456,7 +458,7 @@ class Reader:
         self, epoch: int, keep: bool, wanted: frozenset[int], offset: int, data: memoryview
     ) -> None:
         # The server answered this If-Match after read ``epoch`` began.
-        self._confirmed = max(self._confirmed, epoch)
+        self._answers.answered(epoch)
         if offset // self._block not in wanted:
             return  # filled from disk already
         # Random reads' blocks always go to disk; a stream's only from a far

@@ -92,3 +92,8 @@ class Pool:
 
 pool = runtime.singleton(Pool)
 """The fetch pool of this process (a forked child makes its own)."""
+
+PREFETCH_WORKERS = 16
+
+prefetch_pool = runtime.singleton(lambda: Pool(PREFETCH_WORKERS))
+"""The threads of ``fs.prefetch`` (``io.ahead``): apart, so a prefetch never holds up a read."""

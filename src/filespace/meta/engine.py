@@ -103,8 +103,10 @@ class Engine(ABC):
         """The entries among ``names`` present in directory ``parent_id``, by name."""
 
     @abstractmethod
-    def children(self, dir_id: int) -> list[EntryRecord]:
-        """The entries of a directory, by name."""
+    def children(
+        self, dir_id: int, after: str | None = None, limit: int | None = None
+    ) -> list[EntryRecord]:
+        """The entries of a directory, by name: those after ``after``, at most ``limit``."""
 
     @abstractmethod
     def create(

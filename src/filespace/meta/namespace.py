@@ -42,10 +42,24 @@ def lookup_many(tx: Tx, parent_id: int, names: Sequence[str]) -> dict[str, Entry
     return found
 
 
-def children(tx: Tx, dir_id: int) -> list[EntryRecord]:
-    """The entries of a directory, by name."""
-    rows = tx.rows(EntryRow, ENTRY_SELECT + "WHERE e.parent_id = ? ORDER BY e.name", dir_id)
-    return [row.record() for row in rows]
+def children(
+    tx: Tx, dir_id: int, after: str | None = None, limit: int | None = None
+) -> list[EntryRecord]:
+    """The entries of a directory, by name: those after ``after``, at most ``limit``.
+
+    A page is read along the ``(parent_id, name)`` index; the next one starts
+    after the last name of the last, whatever changed in between.
+    """
+    where = "WHERE e.parent_id = ?"
+    params: list[int | str] = [dir_id]
+    if after is not None:
+        where += " AND e.name > ?"
+        params.append(after)
+    where += " ORDER BY e.name"
+    if limit is not None:
+        where += " LIMIT ?"
+        params.append(limit)
+    return [row.record() for row in tx.rows(EntryRow, ENTRY_SELECT + where, *params)]
 
 
 def kind_at(tx: Tx, parent_id: int, name: str) -> Kind | None:

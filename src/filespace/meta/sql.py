@@ -96,8 +96,10 @@ class SqlEngine(Engine):
     def lookup_many(self, parent_id: int, names: Sequence[str]) -> dict[str, EntryRecord]:
         return self._read(lambda tx: namespace.lookup_many(tx, parent_id, names))
 
-    def children(self, dir_id: int) -> list[EntryRecord]:
-        return self._read(lambda tx: namespace.children(tx, dir_id))
+    def children(
+        self, dir_id: int, after: str | None = None, limit: int | None = None
+    ) -> list[EntryRecord]:
+        return self._read(lambda tx: namespace.children(tx, dir_id, after, limit))
 
     def create(
         self,
