@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from filespace import runtime
-from filespace.objects.sigv4 import PROBE_KEY, Presigner
 
 _CONNECT_TIMEOUT_S = 5.0
 _READ_TIMEOUT_S = 30.0
@@ -134,7 +133,6 @@ class S3Client:
         self._access_key = access_key
         self._secret_key = secret_key
         self._client: Any = None
-        self._presigner: Presigner | None = None
         self._lock = threading.Lock()
         _clients.add(self)
 
@@ -173,19 +171,7 @@ class S3Client:
         )
 
     def presign_get(self, key: str, expires_s: int) -> str:
-        """A presigned GET URL for ``key`` valid for ``expires_s`` seconds.
-
-        botocore signs one, for a probe key; the rest are signed by
-        ``objects.sigv4`` in the same layout, at a fraction of the CPU.
-        """
-        presigner = self._presigner
-        if presigner is None:
-            presigner = self._presigner = Presigner(
-                self._botocore_presign(PROBE_KEY, expires_s), self._access_key, self._secret_key
-            )
-        return presigner.url(key, expires_s)
-
-    def _botocore_presign(self, key: str, expires_s: int) -> str:
+        """A presigned GET URL for ``key`` valid for ``expires_s`` seconds."""
         url: str = self.client.generate_presigned_url(
             "get_object",
             Params={"Bucket": self.target.bucket, "Key": key},
