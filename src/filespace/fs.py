@@ -495,11 +495,4 @@ class Filesystem:
 
     def get_size(self) -> FilespaceSize:
         """How big the filespace is: entries, native data, storage, external files."""
-        stats = self.get_statistics()
-        return FilespaceSize(
-            entries=stats.file_count + stats.directory_count + stats.symlink_count,
-            data=stats.data_size,
-            storage=stats.storage_size,
-            external_files_size=stats.external_files_size,
-            external_files_count=stats.external_files_count,
-        )
+        return FilespaceSize.of(self.get_statistics())

@@ -54,3 +54,14 @@ class FilespaceSize:
     storage: int
     external_files_size: int
     external_files_count: int
+
+    @classmethod
+    def of(cls, stats: FilespaceStatistics) -> FilespaceSize:
+        """The size of a filespace with these statistics."""
+        return cls(
+            entries=stats.file_count + stats.directory_count + stats.symlink_count,
+            data=stats.data_size,
+            storage=stats.storage_size,
+            external_files_size=stats.external_files_size,
+            external_files_count=stats.external_files_count,
+        )
