@@ -127,3 +127,30 @@ def raw_sql(fsp: filespace.Filespace, sql: str, *params: Any) -> int:
     with psycopg.connect(postgres_url(), autocommit=True) as conn:
         conn.execute(f'SET search_path TO "{schema}"')
         return conn.execute(sql.replace("?", "%s"), params).rowcount
+
+
+def location_of(fsp: filespace.Filespace) -> str:
+    """What opens ``fsp`` again as a new client: its directory, or its engine URL."""
+    url = fsp.engine_url
+    return str(Path(url[len("sqlite://") :]).parent) if url.startswith("sqlite://") else url
+
+
+@pytest.fixture
+def s3_blocks(
+    engine_name: str, tmp_path: Path, s3_server: SeaweedS3, bucket: str
+) -> Iterator[filespace.Filespace]:
+    """A filespace whose native files live in ``bucket``, with ``/native`` written."""
+    with new_location(engine_name, tmp_path) as (location, _):
+        admin = s3_server.admin
+        with filespace.create(
+            location,
+            name="blocks",
+            data=f"s3://{bucket}/space",
+            data_endpoint=s3_server.endpoint,
+            data_region=s3_server.region,
+            data_access_key=admin.access_key,
+            data_secret_key=admin.secret_key,
+        ) as space:
+            space.fs.write_file("/native", b"native bytes")
+            space.sync_all()
+            yield space

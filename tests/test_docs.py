@@ -26,7 +26,7 @@ import pytest
 
 import filespace
 from filespace.testing import SeaweedS3
-from tests import docblocks
+from tests import docblocks, requirements
 from tests.fsfixtures import POSTGRES_ENV, postgres_schema_url
 from tests.s3fixtures import _delete_bucket
 
@@ -105,7 +105,7 @@ def test_the_guide_runs(
     blocks = docblocks.blocks(page.read_text())
     assert any(b.runnable for b in blocks), f"{page.name} has no block to run"
     if any(b.needs == "postgresql" for b in blocks) and not os.environ.get(POSTGRES_ENV):
-        pytest.skip(f"{POSTGRES_ENV} is not set: {page.name} needs PostgreSQL")
+        requirements.skip("postgresql", f"{POSTGRES_ENV} is not set: {page.name} needs it")
     with postgres_schema_or_none(blocks) as database:
         if database is not None:
             monkeypatch.setenv("FILESPACE_DATABASE", database)

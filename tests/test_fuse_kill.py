@@ -13,11 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from tests import requirements
 from tests.cli_helpers import Cli, new_cli, write
 from tests.test_fuse import _WHY_NOT, _wait_ended
 
 pytest_plugins = ["tests.cli_helpers"]
-pytestmark = pytest.mark.skipif(_WHY_NOT is not None, reason=str(_WHY_NOT))
+pytestmark = pytest.mark.skipif(
+    _WHY_NOT is not None, reason=requirements.reason("fuse", str(_WHY_NOT))
+)
 
 MiB = 1024 * 1024
 DATA = os.urandom(4 * MiB)

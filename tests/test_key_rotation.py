@@ -11,12 +11,7 @@ import filespace
 from filespace import IntegrityError, WrongKeyError, keys
 from filespace.testing import SeaweedS3
 from tests.cli_helpers import new_cli
-from tests.fsfixtures import new_location, raw_sql, store_config
-
-
-def _location(fsp: filespace.Filespace) -> str:
-    url = fsp.engine_url
-    return str(Path(url[len("sqlite://") :]).parent) if url.startswith("sqlite://") else url
+from tests.fsfixtures import location_of, raw_sql, store_config
 
 
 @pytest.fixture
@@ -40,7 +35,7 @@ def test_rotation_reseals_everything_and_retires_the_old_key(
     assert keys.key_file(populated.id).read_text().strip() == new
     # The open filespace goes on with the new key.
     assert populated.connect.get_data_store("second").secret_key == s3_server.admin.secret_key  # type: ignore[union-attr]
-    with filespace.open(_location(populated)) as client:  # the key file
+    with filespace.open(location_of(populated)) as client:  # the key file
         assert client.fs.read_file("/k") == b"payload"
         assert client.connect.get_settings().allow_private_urls is True
         for name in ("store", "second"):
@@ -48,13 +43,13 @@ def test_rotation_reseals_everything_and_retires_the_old_key(
             assert info is not None and info.secret_key == s3_server.admin.secret_key
             assert info.key_id == keys.key_id(keys.parse_key(new), populated.id)
     with pytest.raises(WrongKeyError, match="does not match"):
-        filespace.open(_location(populated), key=old)
+        filespace.open(location_of(populated), key=old)
 
 
 def test_a_given_key_is_used(populated: filespace.Filespace) -> None:
     chosen = filespace.generate_key()
     assert populated.rotate_key(chosen, save_key_file=False) == chosen
-    with filespace.open(_location(populated), key=chosen) as client:
+    with filespace.open(location_of(populated), key=chosen) as client:
         assert client.fs.read_file("/k") == b"payload"
     with pytest.raises(ValueError, match="is the current one"):
         populated.rotate_key(chosen)
@@ -63,7 +58,7 @@ def test_a_given_key_is_used(populated: filespace.Filespace) -> None:
 
 
 def test_a_client_still_on_the_old_key_is_refused(populated: filespace.Filespace) -> None:
-    with filespace.open(_location(populated)) as stale:
+    with filespace.open(location_of(populated)) as stale:
         assert stale.connect.get_settings().allow_private_urls is True
         populated.rotate_key()
         with pytest.raises(WrongKeyError, match="rotated since it was opened"):
@@ -84,7 +79,7 @@ def test_a_tampered_store_stops_the_rotation_and_changes_nothing(
         populated.rotate_key()
     assert keys.key_file(populated.id).read_text().strip() == old
     assert not keys.key_file(populated.id).with_suffix(".key.next").exists()
-    with filespace.open(_location(populated), key=old) as client:
+    with filespace.open(location_of(populated), key=old) as client:
         assert client.fs.read_file("/k") == b"payload"
 
 
@@ -94,31 +89,17 @@ def test_a_rotation_cut_short_before_its_key_file_is_renamed(
     """The engine switched; the process died before the rename: open finds the pending key."""
     new = populated.rotate_key(save_key_file=False)
     keys.store_pending_key(populated.id, keys.parse_key(new))
-    with filespace.open(_location(populated)) as client:
+    with filespace.open(location_of(populated)) as client:
         assert client.fs.read_file("/k") == b"payload"
     assert keys.key_file(populated.id).read_text().strip() == new
 
 
-def test_the_block_store_secret_is_resealed(
-    engine_name: str, tmp_path: Path, s3_server: SeaweedS3, bucket: str
-) -> None:
-    with new_location(engine_name, tmp_path) as (location, _):
-        admin = s3_server.admin
-        with filespace.create(
-            location,
-            name="blocks",
-            data=f"s3://{bucket}/space",
-            data_endpoint=s3_server.endpoint,
-            data_region=s3_server.region,
-            data_access_key=admin.access_key,
-            data_secret_key=admin.secret_key,
-        ) as space:
-            space.fs.write_file("/native", b"native bytes")
-            space.rotate_key()
-        with filespace.open(location) as client:
-            assert client.fs.read_file("/native") == b"native bytes"
-            client.fs.write_file("/more", b"more")
-            assert client.fs.read_file("/more") == b"more"
+def test_the_block_store_secret_is_resealed(s3_blocks: filespace.Filespace) -> None:
+    s3_blocks.rotate_key()
+    with filespace.open(location_of(s3_blocks)) as client:
+        assert client.fs.read_file("/native") == b"native bytes"
+        client.fs.write_file("/more", b"more")
+        assert client.fs.read_file("/more") == b"more"
 
 
 def test_cli_key_rotate(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ import filespace
 from filespace import IntegrityError, S3Credentials
 from filespace.sealing import Sealer
 from filespace.testing import SeaweedS3
-from tests.fsfixtures import new_location, raw_sql, store_config
+from tests.fsfixtures import location_of, raw_sql, store_config
 
 
 class Listener:
@@ -64,10 +64,7 @@ def linked(connected: filespace.Filespace, s3_admin: Any, bucket: str) -> filesp
 
 def _reopen(fsp: filespace.Filespace) -> filespace.Filespace:
     """A new client of the same filespace (nothing cached from before the change)."""
-    location = fsp.engine_url
-    if location.startswith("sqlite://"):
-        location = str(Path(location[len("sqlite://") :]).parent)
-    return filespace.open(location)
+    return filespace.open(location_of(fsp))
 
 
 TAMPERS = {
@@ -164,27 +161,6 @@ def _seal_legacy(sealer: Sealer, secret: str, record: str) -> bytes:
 
 
 # -- the S3 block store -------------------------------------------------------------
-
-
-@pytest.fixture
-def s3_blocks(
-    engine_name: str, tmp_path: Path, s3_server: SeaweedS3, bucket: str
-) -> Iterator[filespace.Filespace]:
-    """A filespace whose native files live in ``bucket``."""
-    with new_location(engine_name, tmp_path) as (location, _):
-        admin = s3_server.admin
-        with filespace.create(
-            location,
-            name="blocks",
-            data=f"s3://{bucket}/space",
-            data_endpoint=s3_server.endpoint,
-            data_region=s3_server.region,
-            data_access_key=admin.access_key,
-            data_secret_key=admin.secret_key,
-        ) as space:
-            space.fs.write_file("/native", b"native bytes")
-            space.sync_all()
-            yield space
 
 
 @pytest.mark.parametrize(
