@@ -67,6 +67,14 @@ class Dialect(ABC):
         transaction back and redoes the batch after checking each row.
         """
 
+    @abstractmethod
+    def table(
+        self, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[object]]
+    ) -> tuple[str, list[object]]:
+        """A subquery whose rows are ``rows``, with ``columns`` as ``(name, "BIGINT"|"TEXT")``,
+        and its parameters: one per column whatever the number of rows, so the statement
+        keeps one shape (parsed and planned once) and any batch is one round trip."""
+
     def lock_moves(self, cursor: Any) -> None:  # noqa: B027 - optional hook
         """Serialize directory moves; a no-op where writers already take turns."""
 

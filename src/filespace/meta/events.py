@@ -29,17 +29,17 @@ skipped by the same rules, and their links then get the event's sequencer.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import NamedTuple
 
 from filespace.meta.bulk import DoomedLink, drop
 from filespace.meta.counters import Tally
+from filespace.meta.lookup import Pair, at_pairs, find_dirs
 from filespace.meta.mirror import MirrorPass
 from filespace.meta.namespace import require_dir
 from filespace.meta.records import EventCounts, EventRow, MirrorRow
 from filespace.meta.stores import require as require_store
-from filespace.meta.txn import Tx, chunks, marks
+from filespace.meta.txn import Tx
 
 TOMBSTONE_DAYS = 14
 """How long a removal's tombstone is kept (SQS keeps a message at most 14 days)."""
@@ -50,7 +50,6 @@ _DAY_NS = 86_400 * 10**9
 class _AtPath(NamedTuple):
     """The entry at an event's path, with its link if it has one."""
 
-    name: str
     id: int
     type: str
     kind: str
@@ -163,35 +162,36 @@ def _create(
 
 
 def _stamp(tx: Tx, stamps: Sequence[tuple[str | None, int, str]]) -> None:
-    """Give each link ``(sequencer, parent id, name)`` its sequencer: one statement per chunk.
+    """Give each link ``(sequencer, parent id, name)`` its sequencer, in one statement.
 
     (One ``UPDATE`` per link was a round trip each: most of a batch's time on PostgreSQL.)
-    ``VALUES`` columns are ``column1..3`` on both engines; the casts type the placeholders.
     """
-    row = "(CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT))"
-    for chunk in chunks(stamps):
-        tx.run(
-            "UPDATE external_links SET sequencer = v.column1 "
-            f"FROM (VALUES {', '.join([row] * len(chunk))}) AS v, entries e "
-            "WHERE e.parent_id = v.column2 AND e.name = v.column3 "
-            "AND external_links.entry_id = e.id",
-            *(value for stamp in chunk for value in stamp),
-        )
+    if not stamps:
+        return
+    table, params = tx.dialect.table((("s", "TEXT"), ("p", "BIGINT"), ("n", "TEXT")), stamps)
+    tx.run(
+        f"UPDATE external_links SET sequencer = v.s FROM ({table}) AS v, entries e "
+        "WHERE e.parent_id = v.p AND e.name = v.n AND external_links.entry_id = e.id",
+        *params,
+    )
 
 
 def _tombstones(tx: Tx, store_id: int, base_id: int, keys: Sequence[str]) -> dict[str, str]:
-    """The tombstones of ``keys`` under ``base_id``: key -> sequencer."""
-    found: dict[str, str] = {}
-    for chunk in chunks(sorted(set(keys))):
+    """The tombstones of ``keys`` under ``base_id`` (held): key -> sequencer."""
+    if not keys:
+        return {}
+    table, params = tx.dialect.table((("k", "TEXT"),), [(key,) for key in sorted(set(keys))])
+    return {
+        str(key): str(sequencer)
         for key, sequencer in tx.all(
-            "SELECT object_key, sequencer FROM event_tombstones WHERE base_id = ? AND "
-            f"data_store_id = ? AND object_key IN ({marks(chunk)}){tx.dialect.row_lock}",
+            f"WITH v AS ({table}) SELECT object_key, sequencer FROM event_tombstones "
+            "WHERE base_id = ? AND data_store_id = ? AND object_key IN (SELECT k FROM v)"
+            f"{tx.dialect.row_lock}",
+            *params,
             base_id,
             store_id,
-            *chunk,
-        ):
-            found[str(key)] = str(sequencer)
-    return found
+        )
+    }
 
 
 class _Found(NamedTuple):
@@ -206,49 +206,29 @@ class _Found(NamedTuple):
 
 def _entries(tx: Tx, base_id: int, rows: Sequence[EventRow]) -> dict[int, _Found]:
     """The entry at each row's path, by row index (none where the path does not exist)."""
-    dirs: dict[str, int | None] = {"": base_id}
-
-    def directory(rel: str) -> int | None:
-        if rel in dirs:
-            return dirs[rel]
-        parent_rel, _, name = rel.rpartition("/")
-        parent = directory(parent_rel)
-        found = None
-        if parent is not None:
-            row = tx.one(
-                "SELECT id FROM entries WHERE parent_id = ? AND name = ? AND type = 'dir'",
-                parent,
-                name,
-            )
-            found = int(row[0]) if row is not None else None
-        dirs[rel] = found
-        return found
-
-    by_parent: dict[int, dict[str, int]] = defaultdict(dict)
+    dirs = find_dirs(tx, base_id, {row.dir for row in rows})
+    asked: dict[Pair, int] = {}
     for index, row in enumerate(rows):
-        parent = directory(row.dir)
+        parent = dirs[row.dir]
         if parent is not None:
-            by_parent[parent][row.name] = index
+            asked[(parent, row.name)] = index
+    # Held, so that a follower or mirror racing on the same names sees what this one wrote.
+    there = at_pairs(
+        tx,
+        _AtPath,
+        "e.id, e.type, e.kind, l.data_store_id, l.object_key, l.sequencer, l.size",
+        asked,
+        hold=True,
+    )
     found: dict[int, _Found] = {}
-    for parent, names in by_parent.items():
-        for chunk in chunks(sorted(names)):
-            # Held, so that a follower or mirror racing on the same names sees what this one wrote.
-            tx.hold_entries(f"parent_id = ? AND name IN ({marks(chunk)})", parent, *chunk)
-            for entry in tx.rows(
-                _AtPath,
-                "SELECT e.name, e.id, e.type, e.kind, l.data_store_id, l.object_key, l.sequencer,"
-                " l.size FROM entries e LEFT JOIN external_links l ON l.entry_id = e.id "
-                f"WHERE e.parent_id = ? AND e.name IN ({marks(chunk)})",
-                parent,
-                *chunk,
-            ):
-                found[names[entry.name]] = _Found(
-                    parent,
-                    int(entry.id),
-                    entry.type if entry.kind != "native" else "native",
-                    entry.store_id,
-                    entry.object_key,
-                    entry.sequencer,
-                    entry.size,
-                )
+    for pair, entry in there.items():
+        found[asked[pair]] = _Found(
+            pair[0],
+            int(entry.id),
+            entry.type if entry.kind != "native" else "native",
+            entry.store_id,
+            entry.object_key,
+            entry.sequencer,
+            entry.size,
+        )
     return found

@@ -19,6 +19,7 @@ from typing import NamedTuple
 from filespace.meta.bulk import DoomedLink, drop, insert_links, new_dir
 from filespace.meta.counters import Tally
 from filespace.meta.dialect import Dialect
+from filespace.meta.lookup import Pair, at_pairs, by_depth
 from filespace.meta.namespace import require_dir
 from filespace.meta.records import EntryKind, EntryType, LinkRow, MirrorCounts, MirrorRow
 from filespace.meta.stores import require as require_store
@@ -102,21 +103,34 @@ class MirrorPass:
         require_dir(self.tx, base_id)
         require_store(self.tx, self.store_id)
         self.dirs[""] = base_id
+        self._resolve_all(row.dir for row in rows)
         by_parent: dict[int, list[int]] = defaultdict(list)
         for index, row in enumerate(rows):
-            where = self._resolve(row.dir)
+            where = self.dirs[row.dir]
             if isinstance(where, str):
                 self.skips.append((index, where))
             else:
                 by_parent[where].append(index)
+        # Held, so that a mirror racing on the same names sees what this one wrote.
+        existing = at_pairs(
+            self.tx,
+            _Found,
+            "e.name, e.id, e.type, e.kind, l.data_store_id, l.object_key, l.size, l.checksum",
+            (
+                (parent, rows[index].name)
+                for parent, indexes in by_parent.items()
+                if parent not in self.empty
+                for index in indexes
+            ),
+            hold=True,
+        )
         new: list[LinkRow] = []
         same: list[tuple[int, int, int]] = []
         changed: list[_Repoint] = []
         for parent, indexes in by_parent.items():
-            existing = {} if parent in self.empty else self._children(parent, rows, indexes)
             for index in indexes:
                 row = rows[index]
-                found = existing.get(row.name)
+                found = existing.get((parent, row.name))
                 if found is None:
                     new.append(LinkRow(parent, row.name, row.object_key, row.size, row.etag))
                     continue
@@ -125,7 +139,7 @@ class MirrorPass:
                     continue
                 if found.store_id == self.store_id:
                     self.kept += 1
-                old = (found.store_id, found.object_key, found.size, found.etag)
+                old = (found.store_id, found.object_key, found.size or 0, found.etag or "")
                 if old == (self.store_id, row.object_key, row.size, row.etag):
                     same.append((self.mark, found.id, self.mark))
                 else:
@@ -157,33 +171,36 @@ class MirrorPass:
             skipped=sorted(self.skips),
         )
 
-    def _resolve(self, rel: str) -> int | str:
-        """The directory at ``rel`` under the base, made if missing, or why it cannot be."""
-        found = self.dirs.get(rel)
-        if found is not None:
-            return found
-        names = rel.split("/")
-        depth = len(names) - 1
-        while depth and "/".join(names[:depth]) not in self.dirs:
-            depth -= 1
-        where = self.dirs["/".join(names[:depth])]
-        for end in range(depth + 1, len(names) + 1):
-            if not isinstance(where, str):
-                where = self._dir(where, names[end - 1])
-            self.dirs["/".join(names[:end])] = where
-        return where
+    def _resolve_all(self, rels: Iterable[str]) -> None:
+        """Find or make the directory at each of ``rels`` (or learn why it cannot be one).
 
-    def _dir(self, parent: int, name: str) -> int | str:
-        if parent in self.empty:
-            return self._make(parent, name)
-        self.tx.hold_entries("parent_id = ? AND name = ?", parent, name)
-        there = self.tx.row(
-            _InTheWay,
-            "SELECT e.id, e.type, e.kind, l.data_store_id, l.mirror_mark, l.size FROM entries e "
-            "LEFT JOIN external_links l ON l.entry_id = e.id WHERE e.parent_id = ? AND e.name = ?",
-            parent,
-            name,
-        )
+        Level by level, one lookup of the level's names each (``lookup.at_pairs``).
+        """
+        for level in by_depth(rels):
+            asked: dict[Pair, str] = {}
+            for rel in level:
+                if rel in self.dirs:
+                    continue
+                parent_rel, _, name = rel.rpartition("/")
+                parent = self.dirs[parent_rel]
+                if isinstance(parent, str):
+                    self.dirs[rel] = parent
+                elif parent in self.empty:
+                    self.dirs[rel] = self._make(parent, name)
+                else:
+                    asked[(parent, name)] = rel
+            there = at_pairs(
+                self.tx,
+                _InTheWay,
+                "e.id, e.type, e.kind, l.data_store_id, l.mirror_mark, l.size",
+                asked,
+                hold=True,
+            )
+            for (parent, name), rel in asked.items():
+                self.dirs[rel] = self._dir(parent, name, there.get((parent, name)))
+
+    def _dir(self, parent: int, name: str, there: _InTheWay | None) -> int | str:
+        """The directory ``name`` in ``parent``, given what is there; or why it cannot be."""
         if there is None:
             return self._make(parent, name)
         if there.type == "dir":
@@ -209,26 +226,6 @@ class MirrorPass:
             made = new_dir(self.tx, self.tally, parent, name, self.now_ns)
         self.empty.add(made)
         return made
-
-    def _children(
-        self, parent: int, rows: Sequence[MirrorRow], indexes: Sequence[int]
-    ) -> dict[str, _Found]:
-        """The entries of ``parent`` named by the rows, by name."""
-        names = [rows[index].name for index in indexes]
-        found: dict[str, _Found] = {}
-        for chunk in chunks(names):
-            # Held, so that a mirror racing on the same names sees what this one wrote.
-            self.tx.hold_entries(f"parent_id = ? AND name IN ({marks(chunk)})", parent, *chunk)
-            for entry in self.tx.rows(
-                _Found,
-                "SELECT e.name, e.id, e.type, e.kind, l.data_store_id, l.object_key, l.size,"
-                " l.checksum FROM entries e LEFT JOIN external_links l ON l.entry_id = e.id "
-                f"WHERE e.parent_id = ? AND e.name IN ({marks(chunk)})",
-                parent,
-                *chunk,
-            ):
-                found[entry.name] = entry._replace(size=entry.size or 0, etag=entry.etag or "")
-        return found
 
     def _repoint(self, changed: Sequence[_Repoint]) -> None:
         """Point links at this store's object, whatever they pointed at before."""

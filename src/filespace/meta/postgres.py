@@ -177,6 +177,15 @@ class PostgresDialect(Dialect):
             exc, errors.QueryCanceled
         )
 
+    def table(
+        self, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[object]]
+    ) -> tuple[str, list[object]]:
+        arrays = ", ".join(f"CAST(? AS {kind}[])" for _, kind in columns)
+        names = ", ".join(name for name, _ in columns)
+        values = [list(column) for column in zip(*rows, strict=True)] if rows else []
+        params: list[object] = [*values] if values else [[] for _ in columns]
+        return f"SELECT * FROM unnest({arrays}) AS t({names})", params
+
     def counter_shard(self) -> int:
         return random.randrange(_COUNTER_SHARDS)
 

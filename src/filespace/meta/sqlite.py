@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import sqlite3
 import threading
@@ -116,6 +117,14 @@ class SqliteDialect(Dialect):
             raise full from None
         finally:
             self._return(conn)  # rolls back whatever did not commit
+
+    def table(
+        self, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[object]]
+    ) -> tuple[str, list[object]]:
+        picked = ", ".join(
+            f"json_extract(value, '$[{at}]') AS {name}" for at, (name, _) in enumerate(columns)
+        )
+        return f"SELECT {picked} FROM json_each(?)", [json.dumps(rows)]
 
     def insert_links(
         self, cursor: Any, store_id: int, rows: Sequence[LinkRow], now_ns: int, mark: int | None
