@@ -24,7 +24,10 @@ the tombstones of its keys are read (held, where writers overlap); events not
 newer than what is kept are counted stale; removals drop the store's link to
 their key and write their tombstone; creations go through ``MirrorPass``, the
 same pass ``mirror`` uses, so directories are made and things in the way are
-skipped by the same rules, and their links then get the event's sequencer.
+skipped by the same rules; run ``sequenced``, it writes each event's sequencer
+on the link it makes, re-points or confirms. The batch's paths, directories and
+tombstones are each read in one statement (``meta.lookup``), whatever the number
+of directories it touches.
 """
 
 from __future__ import annotations
@@ -130,23 +133,22 @@ def _create(
     tombs: dict[str, str],
     now_ns: int,
 ) -> EventCounts:
-    """Link the created objects through the mirror pass, then give them their sequencers."""
+    """Link the created objects through the mirror pass, with their sequencers."""
     if not creates:
         return EventCounts(0, 0, 0, 0, 0, [])
     wanted = [rows[index] for index in creates]
     # The mark is now: a mirror that started earlier keeps these links in its sweep.
-    mirrored = MirrorPass(tx, store_id, now_ns, now_ns, delete=True, dry_run=False)
+    # Sequenced: every link the pass makes, re-points or confirms keeps its event's sequencer.
+    mirrored = MirrorPass(tx, store_id, now_ns, now_ns, delete=True, dry_run=False, sequenced=True)
     counts = mirrored.run(
-        base_id, [MirrorRow(r.dir, r.name, r.object_key, r.size, r.etag) for r in wanted]
+        base_id,
+        [
+            MirrorRow(r.dir, r.name, r.object_key, r.size, r.etag, r.sequencer or None)
+            for r in wanted
+        ],
     )
     skipped = {index for index, _ in counts.skipped}
     linked = [row for at, row in enumerate(wanted) if at not in skipped]
-    stamps: list[tuple[str | None, int, str]] = []
-    for row in linked:
-        parent = mirrored.dirs.get(row.dir)
-        if isinstance(parent, int):
-            stamps.append((row.sequencer or None, parent, row.name))
-    _stamp(tx, stamps)
     tx.many(
         "DELETE FROM event_tombstones WHERE base_id = ? AND data_store_id = ? AND object_key = ?",
         [(base_id, store_id, row.object_key) for row in linked if row.object_key in tombs],
@@ -158,21 +160,6 @@ def _create(
         removed=counts.removed,
         stale=0,
         skipped=[(creates[index], reason) for index, reason in counts.skipped],
-    )
-
-
-def _stamp(tx: Tx, stamps: Sequence[tuple[str | None, int, str]]) -> None:
-    """Give each link ``(sequencer, parent id, name)`` its sequencer, in one statement.
-
-    (One ``UPDATE`` per link was a round trip each: most of a batch's time on PostgreSQL.)
-    """
-    if not stamps:
-        return
-    table, params = tx.dialect.table((("s", "TEXT"), ("p", "BIGINT"), ("n", "TEXT")), stamps)
-    tx.run(
-        f"UPDATE external_links SET sequencer = v.s FROM ({table}) AS v, entries e "
-        "WHERE e.parent_id = v.p AND e.name = v.n AND external_links.entry_id = e.id",
-        *params,
     )
 
 

@@ -26,6 +26,8 @@ from filespace.meta.stores import require as require_store
 from filespace.meta.txn import Tx, chunks, marks, run
 
 _STALE = "(l.mirror_mark IS NULL OR l.mirror_mark < ?)"
+_MARKED = "CASE WHEN mirror_mark IS NULL OR mirror_mark < ? THEN ? ELSE mirror_mark END"
+"""A link's new mark: the run's (a ``?`` twice), unless a later run's is already there."""
 
 
 class _Found(NamedTuple):
@@ -59,6 +61,7 @@ class _Repoint(NamedTuple):
     etag: str
     old_store_id: int | None
     old_size: int
+    sequencer: str | None
 
 
 def mirror_batch(
@@ -84,9 +87,20 @@ class MirrorPass:
     """
 
     def __init__(
-        self, tx: Tx, store_id: int, mark: int, now_ns: int, *, delete: bool, dry_run: bool
+        self,
+        tx: Tx,
+        store_id: int,
+        mark: int,
+        now_ns: int,
+        *,
+        delete: bool,
+        dry_run: bool,
+        sequenced: bool = False,
     ) -> None:
+        """``sequenced``: every link a row makes, re-points or confirms takes the row's
+        ``sequencer`` (``None`` clears it); otherwise only new links start with it."""
         self.tx = tx
+        self.sequenced = sequenced
         self.store_id = store_id
         self.mark = mark
         self.now_ns = now_ns
@@ -125,14 +139,16 @@ class MirrorPass:
             hold=True,
         )
         new: list[LinkRow] = []
-        same: list[tuple[int, int, int]] = []
+        same: list[tuple[int, str | None]] = []
         changed: list[_Repoint] = []
         for parent, indexes in by_parent.items():
             for index in indexes:
                 row = rows[index]
                 found = existing.get((parent, row.name))
                 if found is None:
-                    new.append(LinkRow(parent, row.name, row.object_key, row.size, row.etag))
+                    new.append(
+                        LinkRow(parent, row.name, row.object_key, row.size, row.etag, row.sequencer)
+                    )
                     continue
                 if found.type != "file" or found.kind == "native":
                     self.skips.append((index, _in_the_way(found.type, found.kind)))
@@ -141,7 +157,7 @@ class MirrorPass:
                     self.kept += 1
                 old = (found.store_id, found.object_key, found.size or 0, found.etag or "")
                 if old == (self.store_id, row.object_key, row.size, row.etag):
-                    same.append((self.mark, found.id, self.mark))
+                    same.append((found.id, row.sequencer))
                 else:
                     changed.append(
                         _Repoint(
@@ -151,14 +167,11 @@ class MirrorPass:
                             row.etag,
                             found.store_id,
                             found.size or 0,
+                            row.sequencer,
                         )
                     )
         if not self.dry_run:
-            self.tx.many(
-                "UPDATE external_links SET mirror_mark = ? WHERE entry_id = ?"
-                " AND (mirror_mark IS NULL OR mirror_mark < ?)",
-                same,
-            )
+            self._confirm(same)
             self._repoint(changed)
             insert_links(self.tx, self.tally, self.store_id, new, self.now_ns, self.mark)
             self.tally.write(self.tx, self.now_ns)
@@ -227,31 +240,46 @@ class MirrorPass:
         self.empty.add(made)
         return made
 
+    def _confirm(self, same: Sequence[tuple[int, str | None]]) -> None:
+        """Give unchanged links ``(entry id, sequencer)`` this run's mark (never lowering one)."""
+        if self.sequenced:
+            self.tx.many(
+                f"UPDATE external_links SET mirror_mark = {_MARKED}, sequencer = ?"
+                " WHERE entry_id = ?",
+                [(self.mark, self.mark, sequencer, entry_id) for entry_id, sequencer in same],
+            )
+            return
+        self.tx.many(
+            "UPDATE external_links SET mirror_mark = ? WHERE entry_id = ?"
+            " AND (mirror_mark IS NULL OR mirror_mark < ?)",
+            [(self.mark, entry_id, self.mark) for entry_id, _ in same],
+        )
+
     def _repoint(self, changed: Sequence[_Repoint]) -> None:
         """Point links at this store's object, whatever they pointed at before."""
-        self.tx.many(
+        columns = (
             "UPDATE external_links SET data_store_id = ?, object_key = ?, url = NULL, size = ?,"
-            " checksum = ?, linked_ns = ?, mirror_mark = CASE WHEN mirror_mark IS NULL"
-            " OR mirror_mark < ? THEN ? ELSE mirror_mark END,"
-            # An event sequencer orders one object's events: another object's is void.
-            " sequencer = CASE WHEN data_store_id = ? AND object_key = ? THEN sequencer END"
-            " WHERE entry_id = ?",
-            [
-                (
-                    self.store_id,
-                    c.object_key,
-                    c.size,
-                    c.etag,
-                    self.now_ns,
-                    self.mark,
-                    self.mark,
-                    self.store_id,
-                    c.object_key,
-                    c.entry_id,
-                )
-                for c in changed
-            ],
+            f" checksum = ?, linked_ns = ?, mirror_mark = {_MARKED}, "
         )
+        common = [
+            (self.store_id, c.object_key, c.size, c.etag, self.now_ns, self.mark, self.mark)
+            for c in changed
+        ]
+        if self.sequenced:
+            self.tx.many(
+                f"{columns}sequencer = ? WHERE entry_id = ?",
+                [(*row, c.sequencer, c.entry_id) for row, c in zip(common, changed, strict=True)],
+            )
+        else:
+            self.tx.many(
+                # An event sequencer orders one object's events: another object's is void.
+                f"{columns}sequencer = CASE WHEN data_store_id = ? AND object_key = ?"
+                " THEN sequencer END WHERE entry_id = ?",
+                [
+                    (*row, self.store_id, c.object_key, c.entry_id)
+                    for row, c in zip(common, changed, strict=True)
+                ],
+            )
         self.tx.many(
             "UPDATE entries SET kind = 's3', size = ?, mtime_ns = ? WHERE id = ?",
             [(c.size, self.now_ns, c.entry_id) for c in changed],

@@ -205,14 +205,14 @@ class PostgresDialect(Dialect):
                 "COPY entries (id, parent_id, name, type, kind, size, ctime_ns, mtime_ns)"
                 " FROM STDIN"
             ) as copy:
-                for entry_id, (parent, name, _, size, _) in zip(ids, rows, strict=True):
+                for entry_id, (parent, name, _, size, _, _) in zip(ids, rows, strict=True):
                     copy.write_row((entry_id, parent, name, "file", "s3", size, now_ns, now_ns))
             with cursor.copy(
                 "COPY external_links (entry_id, data_store_id, object_key, size, checksum,"
-                " linked_ns, mirror_mark) FROM STDIN"
+                " linked_ns, mirror_mark, sequencer) FROM STDIN"
             ) as copy:
-                for entry_id, (_, _, key, size, checksum) in zip(ids, rows, strict=True):
-                    copy.write_row((entry_id, store_id, key, size, checksum, now_ns, mark))
+                for entry_id, (_, _, key, size, checksum, seq) in zip(ids, rows, strict=True):
+                    copy.write_row((entry_id, store_id, key, size, checksum, now_ns, mark, seq))
         except Exception as exc:
             if self.is_unique_violation(exc) or _names_constraint(exc, "entries_parent_id_fkey"):
                 return 0

@@ -130,6 +130,8 @@ class LinkRow(NamedTuple):
     object_key: str
     size: int
     checksum: str
+    sequencer: str | None = None
+    """The event sequencer the link starts with (``meta.events``); ``None`` elsewhere."""
 
 
 class MirrorRow(NamedTuple):
@@ -140,6 +142,8 @@ class MirrorRow(NamedTuple):
     object_key: str
     size: int
     etag: str
+    sequencer: str | None = None
+    """For an event's row: the sequencer its link keeps (see ``MirrorPass``)."""
 
 
 class MirrorCounts(NamedTuple):

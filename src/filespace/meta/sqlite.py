@@ -138,7 +138,7 @@ class SqliteDialect(Dialect):
         # Parameters built column-wise in C (zip, repeat) rather than a Python loop
         # over NamedTuples: a quarter of the time at a million rows.
         ids = range(first, first + len(rows))
-        parents, names, keys, sizes, checksums = zip(*rows, strict=True)
+        parents, names, keys, sizes, checksums, sequencers = zip(*rows, strict=True)
         now = repeat(now_ns)
         cursor.executemany(
             "INSERT INTO entries (id, parent_id, name, type, kind, size, ctime_ns, mtime_ns)"
@@ -149,8 +149,18 @@ class SqliteDialect(Dialect):
             return int(cursor.rowcount)
         cursor.executemany(
             "INSERT INTO external_links (entry_id, data_store_id, object_key, url, size,"
-            " checksum, linked_ns, mirror_mark) VALUES (?, ?, ?, NULL, ?, ?, ?, ?)",
-            zip(ids, repeat(store_id), keys, sizes, checksums, now, repeat(mark), strict=False),
+            " checksum, linked_ns, mirror_mark, sequencer) VALUES (?, ?, ?, NULL, ?, ?, ?, ?, ?)",
+            zip(
+                ids,
+                repeat(store_id),
+                keys,
+                sizes,
+                checksums,
+                now,
+                repeat(mark),
+                sequencers,
+                strict=False,
+            ),
         )
         return int(cursor.rowcount)
 
