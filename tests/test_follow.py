@@ -72,6 +72,33 @@ def test_follow_drains_a_queue(
     assert again.run(until="drained").messages == 0
 
 
+@pytest.mark.parametrize("broker", ["amqp", "nats"])
+def test_a_feed_counts_what_waits_for_it(broker: str, request: pytest.FixtureRequest) -> None:
+    """``queued``: what a drain asks before it stops (waiting on the broker or received)."""
+    from filespace.connect.feeds import open_feed
+
+    fixture = "amqp_queue" if broker == "amqp" else "nats_stream"
+    queue: AmqpQueue | NatsStream = request.getfixturevalue(fixture)
+    queue.publish(*(b'{"n": %d}' % number for number in range(5)))
+    feed = open_feed(queue.source, lambda: None)
+    feed.connect()
+    try:
+        assert feed.queued() == 5
+        taken = feed.fetch(2, 5.0)
+        while len(taken) < 2:  # a fetch may hand over fewer than asked, never more
+            taken += feed.fetch(2 - len(taken), 5.0)
+        assert [message.body for message in taken] == [b'{"n": 0}', b'{"n": 1}']
+        assert feed.queued() == 3
+        feed.ack(taken)
+        rest = feed.fetch(10, 5.0)
+        while len(taken) + len(rest) < 5:
+            rest += feed.fetch(10, 5.0)
+        feed.ack(rest)
+        assert feed.queued() == 0
+    finally:
+        feed.close()
+
+
 def test_an_unreachable_broker_is_one_error_without_the_password(connected: Filespace) -> None:
     follower = connected.connect.follow(
         "amqp://user:s3cret-pw@127.0.0.1:1/%2F?queue=q", data_store_name="store", dest_dir="/f"

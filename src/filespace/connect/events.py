@@ -18,8 +18,7 @@ import json
 import re
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote_plus
 
 from filespace import paths
@@ -42,9 +41,8 @@ _REMOVALS = ("ObjectRemoved:", "LifecycleExpiration:Delete", "ObjectLifecycle:Ex
 """Event names (less any ``s3:``) saying the object is gone; AWS's and Ceph's lifecycle ones too."""
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One record of an event document, read."""
+class Event(NamedTuple):
+    """One record of an event document, read (a tuple: thousands are made per batch)."""
 
     bucket: str
     key: str

@@ -12,6 +12,10 @@ growing to ``MAX_BACKOFF_S``); what it had delivered and not been acknowledged
 comes back. With ``reconcile_every``, an incremental ``mirror`` of the prefix
 runs at start and then every that many seconds (at the end, with
 ``until="drained"``), catching changes whose events were never delivered.
+
+A drain (``until="drained"``, ``follow --once``) ends after a batch when the feed
+says nothing more is waiting (``Feed.queued``: RabbitMQ's queue count, JetStream's
+pending count), or else at the first fetch that finds nothing.
 """
 
 from __future__ import annotations
@@ -134,6 +138,8 @@ class Follower:
                 got = self._batch(wait)
                 if got > 0 and until == "drained":
                     first_wait = DRAIN_WAIT_S
+                    if self._empty():
+                        break
                 if got == 0 and until == "drained" and not self._outstanding():
                     break
             if until == "drained" and self._every and not self._stop.is_set():
@@ -169,6 +175,15 @@ class Follower:
             del stats.report.errors[:-KEPT]
         self._tell()
         return len(messages)
+
+    def _empty(self) -> bool:
+        """Whether the feed says nothing is waiting (``False`` when it cannot tell)."""
+        try:
+            queued = self._feed.queued()
+        except FeedError as exc:
+            self._reconnect(str(exc))
+            return False
+        return queued == 0 and not self._outstanding()
 
     def _outstanding(self) -> bool:
         """Whether a consumer that went away (a killed run) still holds messages."""

@@ -54,7 +54,7 @@ def at_pairs(
 def by_depth(rels: Iterable[str]) -> list[list[str]]:
     """Every directory path on the way to each of ``rels`` (``""`` excluded), level by level."""
     levels: dict[int, set[str]] = defaultdict(set)
-    for rel in rels:
+    for rel in set(rels):
         names = rel.split("/") if rel else []
         for depth in range(len(names)):
             levels[depth].add("/".join(names[: depth + 1]))

@@ -107,6 +107,17 @@ class AmqpFeed:
     def outstanding(self) -> int:
         return 0  # RabbitMQ requeues at once when a connection closes
 
+    def queued(self) -> int | None:
+        import pika.exceptions
+
+        try:
+            self._connection.process_data_events(time_limit=0)  # take in what has arrived
+            received = self._channel.get_waiting_message_count()
+            declared = self._channel.queue_declare(self.queue, passive=True)
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            raise self._error("lost", exc) from None
+        return int(received) + int(declared.method.message_count)
+
     def close(self) -> None:
         connection, self._connection, self._channel, self._stream = (
             self._connection,

@@ -39,5 +39,12 @@ class Feed(Protocol):
         timeout (JetStream's AckWait) would otherwise end a drain without them.
         """
 
+    def queued(self) -> int | None:
+        """Messages waiting for this consumer, on the broker or received and not yet fetched.
+
+        ``None`` where the feed cannot tell. A drain ends as soon as this is 0
+        (and nothing is ``outstanding``) instead of waiting for an empty fetch.
+        """
+
     def close(self) -> None:
         """Let go of the connection; what is unacknowledged comes back. Idempotent."""

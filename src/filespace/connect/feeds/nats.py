@@ -159,6 +159,19 @@ class NatsFeed:
         except Exception as exc:  # noqa: BLE001
             raise self._error("lost", exc) from None
 
+    def queued(self) -> int | None:
+        if self._pull is None:
+            return None  # core NATS: what is on its way is not counted anywhere
+
+        async def pending() -> int:
+            info = await self._pull.consumer_info()
+            return int(info.num_pending or 0)
+
+        try:
+            return int(self._run(pending()))
+        except Exception as exc:  # noqa: BLE001
+            raise self._error("lost", exc) from None
+
     def close(self) -> None:
         loop, client = self._loop, self._client
         self._loop = self._client = self._pull = self._core = None

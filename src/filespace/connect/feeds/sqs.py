@@ -102,6 +102,9 @@ class SqsFeed:
     def outstanding(self) -> int:
         return 0  # in flight elsewhere is not told apart from other consumers' work
 
+    def queued(self) -> int | None:
+        return None  # SQS's counts are approximate: an empty receive decides
+
     def close(self) -> None:
         client, self._client = self._client, None
         if client is not None:

@@ -123,6 +123,9 @@ class WebhookFeed:
     def outstanding(self) -> int:
         return 0  # a sender keeps what it was refused
 
+    def queued(self) -> int | None:
+        return None  # senders post when they like
+
     def close(self) -> None:
         server, self._server = self._server, None
         if server is not None:
