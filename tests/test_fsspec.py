@@ -206,6 +206,11 @@ def test_listing_and_info(fs: FilespaceFileSystem, fsp: filespace.Filespace) -> 
     assert fs.ukey("/a/g.txt") != key
     fs.pipe_file("/a/f.txt", b"123456")
     assert fs.ukey("/a/f.txt") != key
+    # A rewrite of the same size within the same second is another version too.
+    rewritten = fs.ukey("/a/f.txt")
+    fs.pipe_file("/a/f.txt", b"654321")
+    assert fs.info("/a/f.txt")["size"] == 6
+    assert fs.ukey("/a/f.txt") != rewritten
     assert fs.fsid == f"filespace_{fsp.id}"
 
 

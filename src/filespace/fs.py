@@ -50,6 +50,7 @@ def dir_entry(entry: EntryRecord, path: str) -> DirEntry:
         ctime=entry.ctime_ns // 1_000_000_000,
         mtime=entry.mtime_ns // 1_000_000_000,
         external=external_info(entry, path),
+        mtime_ns=entry.mtime_ns,
     )
 
 

@@ -170,6 +170,7 @@ class FilespaceFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec i
             "type": _TYPES[entry.type],
             "created": entry.ctime,
             "mtime": entry.mtime,
+            "mtime_ns": entry.mtime_ns,  # in the default ukey: a rewrite within a second counts
             "islink": entry.is_link(),
             "file_id": entry.file_id_external,
             "external": dataclasses.asdict(entry.external) if entry.external else None,

@@ -20,6 +20,8 @@ class DirEntry:
     ctime: int
     mtime: int
     external: ExternalFileInfo | None = None
+    mtime_ns: int = 0
+    """``mtime`` in nanoseconds, as recorded: tells apart two versions written within a second."""
 
     def is_file(self) -> bool:
         return self.type == "file"
