@@ -234,6 +234,9 @@ def test_native_files_are_read_write(mount: dict[str, Any]) -> None:
     with cli.api() as fsp:  # committed for every client once the handles closed
         assert fsp.fs.read_file("/native/copy.bin") == expected
         assert fsp.fs.read_file("/native/hello.txt") == b"hello\nagain\n"
+        # Times to the nanosecond as recorded: tools that compare them see every rewrite.
+        recorded = fsp.fs.get_entry("/native/copy.bin").mtime_ns
+    assert recorded % 1_000_000_000 and os.stat(mnt / "native" / "copy.bin").st_mtime_ns == recorded
 
 
 def test_an_open_handle_shows_its_size_before_it_commits(mount: dict[str, Any]) -> None:

@@ -161,9 +161,9 @@ class FilespaceOperations:
             "st_blksize": 1 << 20,
             "st_uid": self._uid,
             "st_gid": self._gid,
-            "st_mtime": entry.mtime * _NS,
+            "st_mtime": entry.mtime_ns or entry.mtime * _NS,
             "st_ctime": entry.ctime * _NS,
-            "st_atime": entry.mtime * _NS,
+            "st_atime": entry.mtime_ns or entry.mtime * _NS,
         }
 
     @_errors_as_errno
