@@ -285,6 +285,32 @@ def test_namespace_changes(mount: dict[str, Any]) -> None:
     assert os.statvfs(mnt).f_namemax == 255
 
 
+def test_a_listing_pages_and_answers_stat_until_something_changes(
+    mount: dict[str, Any],
+) -> None:
+    """``ls -l``'s pattern: list, then stat each name; then change things and stat at once."""
+    mnt: Path = mount["mnt"] / "listed"
+    mnt.mkdir()
+    names = [f"f{number:04d}" for number in range(1200)]  # more than two engine pages
+    for name in names[:3]:
+        (mnt / name).write_bytes(b"x")
+    with mount["cli"].api() as fsp:
+        for name in names[3:]:
+            fsp.fs.create_symlink("f0000", f"/listed/{name}")
+    listed = {entry.name: entry.stat(follow_symlinks=False) for entry in os.scandir(mnt)}
+    assert sorted(listed) == names
+    assert stat.S_ISREG(listed["f0001"].st_mode) and stat.S_ISLNK(listed["f0999"].st_mode)
+    # Each change made through the mount shows at once, whatever was listed.
+    (mnt / "f0001").write_bytes(b"longer now")
+    assert os.stat(mnt / "f0001").st_size == 10
+    os.unlink(mnt / "f0002")
+    assert _errno_of(os.lstat, mnt / "f0002") == errno.ENOENT
+    os.rename(mnt / "f0003", mnt / "moved")
+    assert _errno_of(os.lstat, mnt / "f0003") == errno.ENOENT
+    assert stat.S_ISLNK(os.lstat(mnt / "moved").st_mode)
+    assert len(os.listdir(mnt)) == 1199
+
+
 def test_changes_of_other_clients_show_up(mount: dict[str, Any]) -> None:
     cli: Cli = mount["cli"]
     write(cli, "/others/made.txt", b"from the API")

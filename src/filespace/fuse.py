@@ -14,12 +14,16 @@ What a POSIX tool may expect and a filespace does not keep:
 - hard links: ``link`` fails with ``EPERM``;
 - ``rename`` onto an existing file or empty directory replaces it in one
   engine transaction, as POSIX allows;
-- times have the resolution of ``DirEntry`` (seconds).
+- modification times are to the nanosecond as recorded, other times to the second.
 
-Directories are listed a page at a time (``readdir_with_offset``): each call
-reads the next ``_DIR_PAGE`` entries from the engine, after the name at the
-offset the kernel resumes from, so a directory of millions is never held
-whole; an open directory keeps the names of the last page it handed out.
+Directories are listed a page at a time (``readdir_with_offset``): a call reads
+the next ``_DIR_PAGE`` entries from the engine, after the name at the offset
+the kernel resumes from, so a directory of millions is never held whole. An
+open directory keeps the last page it read: the kernel takes a page in several
+smaller requests, served from it. The entries of recent pages also answer a
+``getattr`` that follows within ``_LISTED_S`` (``ls -l`` stats each name right
+after reading it), without asking the engine again; any change made through
+this mount forgets them.
 
 Data written through a handle is committed when the handle is flushed
 (``close``, ``fsync``), as for ``fsp.fs.open``; until then ``stat`` on this
@@ -37,6 +41,7 @@ import os
 import stat
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -62,6 +67,11 @@ _MOUNT_WAIT_S = 30.0
 # again from the last entry it kept, so a larger page is read and thrown away.
 _DIR_PAGE = 512
 _DOTS = ((".", 1), ("..", 2))  # the first offsets of every listing
+_LISTED = 4 * _DIR_PAGE
+"""Entries of recent directory pages kept to answer ``getattr`` (a few pages' worth)."""
+_LISTED_S = 0.2
+"""How long a listed entry answers ``getattr``: long enough for ``ls -l`` to stat what
+it just read, short beside the kernel's own attribute timeout (1 s)."""
 _TYPE_BITS = {"dir": stat.S_IFDIR, "link": stat.S_IFLNK, "file": stat.S_IFREG}
 
 _Result = TypeVar("_Result")
@@ -109,6 +119,15 @@ class _Handle:
             return int(self.stream.seek(0, io.SEEK_END))
 
 
+@dataclass
+class _Listing:
+    """An open directory: the entries of the last page it read, by offset."""
+
+    entries: dict[int, DirEntry] = field(default_factory=dict)
+    complete: bool = False
+    """Whether that page reached the end of the directory."""
+
+
 class FilespaceOperations:
     """The FUSE operations over one open filespace (the callbacks mfusepy calls)."""
 
@@ -117,7 +136,8 @@ class FilespaceOperations:
     def __init__(self, fsp: Filespace) -> None:
         self._fs = fsp.fs
         self._handles: dict[int, _Handle] = {}
-        self._listings: dict[int, dict[int, str]] = {}  # open directory -> offset -> name
+        self._listings: dict[int, _Listing] = {}  # by open directory handle
+        self._listed: OrderedDict[str, tuple[DirEntry, float]] = OrderedDict()  # path ->
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
         self._uid = os.getuid()
@@ -133,7 +153,12 @@ class FilespaceOperations:
             return self._stat(handle.entry, size)
         if path is None:
             raise OSError(errno.EBADF, os.strerror(errno.EBADF))
-        entry = self._fs.get_entry(path)
+        with self._lock:
+            listed = self._listed.get(path)
+        if listed is not None and time.monotonic() - listed[1] < _LISTED_S:
+            entry = listed[0]
+        else:
+            entry = self._fs.get_entry(path)
         return self._stat(entry, self._open_size(entry))
 
     def _open_size(self, entry: DirEntry) -> int:
@@ -199,7 +224,7 @@ class FilespaceOperations:
             raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
         with self._lock:
             number = next(self._numbers)
-            self._listings[number] = {}
+            self._listings[number] = _Listing()
         return number
 
     @_errors_as_errno
@@ -211,21 +236,45 @@ class FilespaceOperations:
         page: list[tuple[str, int, int]] = [
             (name, stat.S_IFDIR, number) for name, number in _DOTS if number > offset
         ]
-        after = "" if offset <= len(_DOTS) else listing.get(offset)
-        if after is None:  # not an offset this handle handed out last
-            raise OSError(errno.EINVAL, "unknown directory offset", path)
-        number = max(offset, len(_DOTS))
-        entries = self._fs.scan_dir(path, after=after, page=_DIR_PAGE)
-        names: dict[int, str] = {}
-        for entry in itertools.islice(entries, _DIR_PAGE):
-            number += 1
-            names[number] = entry.name
-            page.append((entry.name, _TYPE_BITS[entry.type], number))
-        with self._lock:
-            if fh in self._listings:  # what the kernel did not keep yet, and this page
-                kept = {at: name for at, name in listing.items() if at >= offset}
-                self._listings[fh] = kept | names
+        start = max(offset, len(_DOTS))
+        if offset > len(_DOTS) and (start + 1 in listing.entries or listing.complete):
+            found = [(at, entry) for at, entry in listing.entries.items() if at > start]
+        else:
+            found = self._read_page(path, offset, start, fh, listing)
+        page.extend((entry.name, _TYPE_BITS[entry.type], at) for at, entry in found)
         return page
+
+    def _read_page(
+        self, path: str, offset: int, start: int, fh: int, listing: _Listing
+    ) -> list[tuple[int, DirEntry]]:
+        """Read the page after the entry at ``offset`` from the engine, and keep it."""
+        if offset <= len(_DOTS):
+            after = ""
+        elif offset in listing.entries:
+            after = listing.entries[offset].name
+        else:  # not an offset this handle handed out last
+            raise OSError(errno.EINVAL, "unknown directory offset", path)
+        entries = list(
+            itertools.islice(self._fs.scan_dir(path, after=after, page=_DIR_PAGE), _DIR_PAGE)
+        )
+        found = [(start + index, entry) for index, entry in enumerate(entries, 1)]
+        base = path.rstrip("/")
+        now = time.monotonic()
+        with self._lock:
+            if fh in self._listings:  # the entry the kernel resumes from, and this page
+                kept = {at: e for at, e in listing.entries.items() if at == offset}
+                self._listings[fh] = _Listing(kept | dict(found), len(entries) < _DIR_PAGE)
+            for _, entry in found:
+                self._listed[f"{base}/{entry.name}"] = (entry, now)
+                self._listed.move_to_end(f"{base}/{entry.name}")
+            while len(self._listed) > _LISTED:
+                self._listed.popitem(last=False)
+        return found
+
+    def _changed(self) -> None:
+        """Something changed through this mount: listed entries no longer answer ``getattr``."""
+        with self._lock:
+            self._listed.clear()
 
     @_errors_as_errno
     def releasedir(self, path: str | None, fh: int) -> int:
@@ -235,22 +284,26 @@ class FilespaceOperations:
 
     @_errors_as_errno
     def mkdir(self, path: str, mode: int) -> int:
+        self._changed()
         self._fs.create_dir(path)
         return 0
 
     @_errors_as_errno
     def rmdir(self, path: str) -> int:
+        self._changed()
         self._fs.delete_dir(path)
         return 0
 
     @_errors_as_errno
     def unlink(self, path: str) -> int:
+        self._changed()
         self._fs.delete(path)
         return 0
 
     @_errors_as_errno
     def symlink(self, target: str, source: str) -> int:
         # mfusepy's names: ``target`` is the new link, ``source`` what it points at.
+        self._changed()
         self._fs.create_symlink(source, target)
         return 0
 
@@ -264,12 +317,14 @@ class FilespaceOperations:
 
     @_errors_as_errno
     def rename(self, old: str, new: str) -> int:
+        self._changed()
         self._fs.move(old, new, replace=True)  # onto an existing entry as POSIX allows
         return 0
 
     # -- file data ---------------------------------------------------------------------
     @_errors_as_errno
     def create(self, path: str, mode: int, flags: int = 0) -> int:
+        self._changed()
         try:
             stream = self._fs.open(path, "x+b", buffering=0)
         except FileExistsError:
@@ -281,6 +336,8 @@ class FilespaceOperations:
     @_errors_as_errno
     def open(self, path: str, flags: int) -> int:
         writable = flags & os.O_ACCMODE != os.O_RDONLY
+        if writable:
+            self._changed()
         # Reading, a buffered stream: a linked file is then confirmed unchanged
         # once, at the first read, and its blocks come from readahead, where an
         # unbuffered one would ask the server before every 128 KiB FUSE read.
@@ -335,6 +392,7 @@ class FilespaceOperations:
 
     @_errors_as_errno
     def truncate(self, path: str | None, length: int, fh: int | None = None) -> int:
+        self._changed()
         handle = self._handles.get(fh) if fh is not None else None
         if handle is not None:
             with handle.lock:
@@ -350,6 +408,8 @@ class FilespaceOperations:
         handle = self._handle(fh)
         with handle.lock:
             handle.stream.flush()  # commits a native file's data and size
+        if handle.writable:
+            self._changed()
         return 0
 
     @_errors_as_errno
@@ -363,6 +423,8 @@ class FilespaceOperations:
         if handle is not None:
             with handle.lock:
                 handle.stream.close()
+            if handle.writable:
+                self._changed()  # committed: a listed size may be old
         return 0
 
     def init(self, path: str) -> None:
