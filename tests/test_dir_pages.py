@@ -10,7 +10,7 @@ import time
 import pytest
 
 from filespace import Filespace
-from filespace.fuse import _DIR_PAGE, FilespaceOperations
+from filespace.fuse.operations import _DIR_PAGE, FilespaceOperations
 
 
 def _fill(fsp: Filespace, directory: str, count: int) -> list[str]:
@@ -65,7 +65,7 @@ def _kernel_listing(ops: FilespaceOperations, path: str, keep: int) -> list[tupl
             for name, mode, at in page[:keep]:
                 seen.append((name, mode))
                 offset = at
-            assert len(ops._listings[fh]) <= 2 * _DIR_PAGE  # one page or two, never all
+            assert len(ops._listings[fh].entries) <= _DIR_PAGE + 1  # one page, never all
     finally:
         ops.releasedir(path, fh)
         assert fh not in ops._listings
@@ -74,8 +74,19 @@ def _kernel_listing(ops: FilespaceOperations, path: str, keep: int) -> list[tupl
 @pytest.mark.parametrize("keep", [1000, 37])
 def test_the_mount_lists_a_directory_a_page_at_a_time(fsp: Filespace, keep: int) -> None:
     names = _fill(fsp, "/big", 2 * _DIR_PAGE + 100)
-    listing = _kernel_listing(FilespaceOperations(fsp), "/big", keep)
+    ops = FilespaceOperations(fsp)
+    reads: list[str] = []
+    scan_dir = ops._fs.scan_dir
+
+    def counted(path: str, **options: object) -> object:
+        reads.append(path)
+        return scan_dir(path, **options)  # type: ignore[arg-type]
+
+    ops._fs.scan_dir = counted  # type: ignore[method-assign]
+    listing = _kernel_listing(ops, "/big", keep)
     assert [name for name, _ in listing] == [".", "..", *names]
+    # Small requests are served from the page in hand: one engine read per page.
+    assert len(reads) == -(-len(names) // _DIR_PAGE)
     modes = dict(listing)
     assert modes["sub"] == stat.S_IFDIR and modes["zlink"] == stat.S_IFLNK
     assert modes["n00000"] == stat.S_IFREG
@@ -94,3 +105,21 @@ def test_the_mount_refuses_bad_directory_handles(fsp: Filespace) -> None:
     with pytest.raises(OSError, match="unknown directory offset") as unknown:
         ops.readdir_with_offset("/", 999, fh)
     assert unknown.value.errno == errno.EINVAL
+
+
+def test_a_listing_with_attributes_gives_what_getattr_gives(fsp: Filespace) -> None:
+    """``READDIRPLUS``: each entry comes with the attributes a ``getattr`` would return."""
+    names = _fill(fsp, "/plus", 40)
+    fsp.fs.write_file("/plus/n00007", b"seven")
+    ops = FilespaceOperations(fsp)
+    fh = ops.opendir("/plus")
+    try:
+        page = ops.readdir_plus("/plus", 0, fh)
+    finally:
+        ops.releasedir("/plus", fh)
+    assert [name for name, _, _ in page] == [".", "..", *names]
+    assert [attributes for _, attributes, _ in page[:2]] == [None, None]
+    fresh = FilespaceOperations(fsp)  # nothing listed: every getattr asks the engine
+    for name, attributes, _ in page[2:]:
+        assert attributes == fresh.getattr(f"/plus/{name}"), name
+    assert dict((n, a) for n, a, _ in page[2:])["n00007"]["st_size"] == 5  # type: ignore[index]

@@ -1,4 +1,4 @@
-"""``filespace mount``: the file tree as a FUSE file system.
+"""The FUSE operations of ``filespace mount``: the file tree as a file system.
 
 Native files are read-write and linked files read-only (``EROFS``); both go
 through the same streams, readahead and block cache as ``fsp.fs.open``. Each
@@ -57,12 +57,6 @@ _STATFS_BLOCK = 4096
 _STATFS_BLOCKS = (1 << 50) // _STATFS_BLOCK
 _STATFS_FILES = 1 << 32
 
-# The kernel reads ahead 128 KiB on a FUSE mount by default, so a sequential
-# reader costs one FUSE call per 128 KiB; at 1 MiB the calls are 1 MiB each
-# (a native 20 MiB file: 1015-1212 vs 672-868 MiB/s, docs/benchmarks-history.md).
-# Raised once mounted, if allowed.
-_KERNEL_READAHEAD_KB = 1024
-_MOUNT_WAIT_S = 30.0
 # About what one getdents buffer holds (32 KiB of short names): the kernel asks
 # again from the last entry it kept, so a larger page is read and thrown away.
 _DIR_PAGE = 512
@@ -230,18 +224,34 @@ class FilespaceOperations:
     @_errors_as_errno
     def readdir_with_offset(self, path: str, offset: int, fh: int) -> list[tuple[str, int, int]]:
         """The entries from ``offset`` on, one page of them (none: the end)."""
+        return [
+            (name, _TYPE_BITS[entry.type] if entry else stat.S_IFDIR, at)
+            for name, entry, at in self._page(path, offset, fh)
+        ]
+
+    @_errors_as_errno
+    def readdir_plus(
+        self, path: str, offset: int, fh: int
+    ) -> list[tuple[str, dict[str, int] | None, int]]:
+        """As ``readdir_with_offset``, with each entry's attributes (``None``: ``.``, ``..``)."""
+        return [
+            (name, self._stat(entry, self._open_size(entry)) if entry else None, at)
+            for name, entry, at in self._page(path, offset, fh)
+        ]
+
+    def _page(self, path: str, offset: int, fh: int) -> list[tuple[str, DirEntry | None, int]]:
         listing = self._listings.get(fh)
         if listing is None:
             raise OSError(errno.EBADF, os.strerror(errno.EBADF))
-        page: list[tuple[str, int, int]] = [
-            (name, stat.S_IFDIR, number) for name, number in _DOTS if number > offset
+        page: list[tuple[str, DirEntry | None, int]] = [
+            (name, None, number) for name, number in _DOTS if number > offset
         ]
         start = max(offset, len(_DOTS))
         if offset > len(_DOTS) and (start + 1 in listing.entries or listing.complete):
             found = [(at, entry) for at, entry in listing.entries.items() if at > start]
         else:
             found = self._read_page(path, offset, start, fh, listing)
-        page.extend((entry.name, _TYPE_BITS[entry.type], at) for at, entry in found)
+        page.extend((entry.name, entry, at) for at, entry in found)
         return page
 
     def _read_page(
@@ -441,53 +451,3 @@ class FilespaceOperations:
                 handle.stream.close()
             except Exception as exc:  # noqa: BLE001 - the others must still close
                 log.error("closing %s at unmount failed: %s", handle.entry.name, exc)
-
-
-def mount(fsp: Filespace, mountpoint: str) -> None:
-    """Serve ``fsp`` at ``mountpoint`` until it is unmounted (or SIGINT/SIGTERM).
-
-    Raises ``RuntimeError`` when libfuse is missing or the mount fails.
-    """
-    try:
-        import mfusepy
-    except (ImportError, OSError) as exc:
-        # mfusepy raises EnvironmentError when libfuse itself is not installed.
-        raise RuntimeError(
-            f"FUSE is not available here ({exc}); install libfuse3 (fuse3) and mfusepy"
-        ) from None
-    operations = FilespaceOperations(fsp)
-    threading.Thread(
-        target=_widen_readahead, args=(mountpoint,), name="filespace-readahead", daemon=True
-    ).start()
-    try:
-        mfusepy.FUSE(
-            operations,
-            mountpoint,
-            foreground=True,
-            fsname=f"filespace:{fsp.name}",
-            subtype="filespace",
-            default_permissions=True,
-        )
-    except RuntimeError as exc:
-        # libfuse reports a loop ended by SIGINT/SIGTERM as a failure too; once
-        # mounted, that is how a foreground mount is meant to stop.
-        if not operations.served:
-            raise RuntimeError(f"the mount failed (libfuse status {exc})") from None
-
-
-def _widen_readahead(mountpoint: str) -> None:
-    """Once the mount is live, raise the kernel's readahead for it (root only; best effort)."""
-    deadline = time.monotonic() + _MOUNT_WAIT_S
-    while not os.path.ismount(mountpoint):
-        if time.monotonic() > deadline:
-            return
-        time.sleep(0.02)
-    device = os.stat(mountpoint).st_dev
-    setting = f"/sys/class/bdi/{os.major(device)}:{os.minor(device)}/read_ahead_kb"
-    try:
-        with open(setting, "r+") as handle:
-            if int(handle.read().strip() or 0) < _KERNEL_READAHEAD_KB:
-                handle.seek(0)
-                handle.write(str(_KERNEL_READAHEAD_KB))
-    except (OSError, ValueError) as exc:
-        log.debug("kernel readahead of %s left as it is: %s", mountpoint, exc)
