@@ -33,12 +33,12 @@ of directories it touches.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from filespace.meta.bulk import DoomedLink, drop
 from filespace.meta.counters import Tally
 from filespace.meta.lookup import Pair, at_pairs, find_dirs
-from filespace.meta.mirror import MirrorPass
+from filespace.meta.mirror import EXISTING_COLUMNS, Existing, MirrorPass
 from filespace.meta.namespace import require_dir
 from filespace.meta.records import EventCounts, EventRow, MirrorRow
 from filespace.meta.stores import require as require_store
@@ -51,15 +51,17 @@ _DAY_NS = 86_400 * 10**9
 
 
 class _AtPath(NamedTuple):
-    """The entry at an event's path, with its link if it has one."""
+    """The entry at an event's path (``Existing``, as the mirror pass reads it), and its link's
+    sequencer."""
 
-    id: int
-    type: str
-    kind: str
-    store_id: int | None
-    object_key: str | None
+    existing: Existing
+    parent_id: int
     sequencer: str | None
-    size: int | None
+
+    @property
+    def type(self) -> str:
+        """``file``, ``dir`` or ``link``; a native file is ``native``."""
+        return "native" if self.existing.kind == "native" else self.existing.type
 
 
 def later(sequencer: str, than: str) -> bool:
@@ -75,7 +77,8 @@ def apply_events(
     require_store(tx, store_id)
     tx.run("DELETE FROM event_tombstones WHERE recorded_ns < ?", now_ns - TOMBSTONE_DAYS * _DAY_NS)
     tombs = _tombstones(tx, store_id, base_id, [row.object_key for row in rows])
-    found = _entries(tx, base_id, rows)
+    looked = _entries(tx, base_id, rows)
+    found = looked.at
     tally = Tally()
     stale = removed = unchanged = 0
     doomed: list[DoomedLink] = []
@@ -86,8 +89,8 @@ def apply_events(
         ours = (
             there is not None
             and there.type == "file"
-            and there.store_id == store_id
-            and there.object_key == row.object_key
+            and there.existing.store_id == store_id
+            and there.existing.object_key == row.object_key
         )
         last = there.sequencer if ours and there is not None else None
         last = last or tombs.get(row.object_key)
@@ -98,7 +101,8 @@ def apply_events(
             creates.append(index)
             continue
         if ours and there is not None:
-            doomed.append(DoomedLink(there.id, there.parent_id, store_id, int(there.size or 0)))
+            link = there.existing
+            doomed.append(DoomedLink(link.id, there.parent_id, store_id, int(link.size or 0)))
             removed += 1
         else:
             unchanged += 1
@@ -113,7 +117,7 @@ def apply_events(
         " sequencer = excluded.sequencer, recorded_ns = excluded.recorded_ns",
         buried,
     )
-    made = _create(tx, store_id, base_id, rows, creates, tombs, now_ns)
+    made = _create(tx, store_id, base_id, rows, creates, tombs, looked, now_ns)
     return EventCounts(
         added=made.added,
         updated=made.updated,
@@ -131,6 +135,7 @@ def _create(
     rows: Sequence[EventRow],
     creates: Sequence[int],
     tombs: dict[str, str],
+    looked: _Looked,
     now_ns: int,
 ) -> EventCounts:
     """Link the created objects through the mirror pass, with their sequencers."""
@@ -140,6 +145,17 @@ def _create(
     # The mark is now: a mirror that started earlier keeps these links in its sweep.
     # Sequenced: every link the pass makes, re-points or confirms keeps its event's sequencer.
     mirrored = MirrorPass(tx, store_id, now_ns, now_ns, delete=True, dry_run=False, sequenced=True)
+    # What this batch read and holds already: the created rows' paths (no removal shares
+    # one: a batch has one row per key) and the directories.
+    created = set(creates)
+    mirrored.know(
+        looked.dirs,
+        {
+            pair: at.existing if (at := looked.at.get(index)) is not None else None
+            for pair, index in looked.pairs.items()
+            if index in created
+        },
+    )
     counts = mirrored.run(
         base_id,
         [
@@ -181,18 +197,23 @@ def _tombstones(tx: Tx, store_id: int, base_id: int, keys: Sequence[str]) -> dic
     }
 
 
-class _Found(NamedTuple):
-    parent_id: int
-    id: int
-    type: str
-    store_id: int | None
-    object_key: str | None
-    sequencer: str | None
-    size: int | None
+class _Looked(NamedTuple):
+    """What a batch read of its paths: the entries there, held, and the directories."""
+
+    at: dict[int, _AtPath]
+    """By row index; none where the path holds nothing."""
+    dirs: dict[str, int]
+    """Directory ids by relative path, where there is one."""
+    pairs: dict[Pair, int]
+    """Each row's ``(dir id, name)``, where its directory exists: the row's index."""
 
 
-def _entries(tx: Tx, base_id: int, rows: Sequence[EventRow]) -> dict[int, _Found]:
-    """The entry at each row's path, by row index (none where the path does not exist)."""
+def _values(*values: Any) -> tuple[Any, ...]:
+    return values
+
+
+def _entries(tx: Tx, base_id: int, rows: Sequence[EventRow]) -> _Looked:
+    """The entry at each row's path, held, and the directories on the way."""
     dirs = find_dirs(tx, base_id, {row.dir for row in rows})
     asked: dict[Pair, int] = {}
     for index, row in enumerate(rows):
@@ -200,22 +221,12 @@ def _entries(tx: Tx, base_id: int, rows: Sequence[EventRow]) -> dict[int, _Found
         if parent is not None:
             asked[(parent, row.name)] = index
     # Held, so that a follower or mirror racing on the same names sees what this one wrote.
-    there = at_pairs(
-        tx,
-        _AtPath,
-        "e.id, e.type, e.kind, l.data_store_id, l.object_key, l.sequencer, l.size",
+    there = at_pairs(tx, _values, f"{EXISTING_COLUMNS}, l.sequencer", asked, hold=True)
+    return _Looked(
+        {
+            asked[pair]: _AtPath(Existing(*read[:-1]), pair[0], read[-1])
+            for pair, read in there.items()
+        },
+        {rel: found for rel, found in dirs.items() if found is not None},
         asked,
-        hold=True,
     )
-    found: dict[int, _Found] = {}
-    for pair, entry in there.items():
-        found[asked[pair]] = _Found(
-            pair[0],
-            int(entry.id),
-            entry.type if entry.kind != "native" else "native",
-            entry.store_id,
-            entry.object_key,
-            entry.sequencer,
-            entry.size,
-        )
-    return found

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from filespace.meta.bulk import DoomedLink, drop, insert_links, new_dir
@@ -26,11 +26,13 @@ from filespace.meta.stores import require as require_store
 from filespace.meta.txn import Tx, chunks, marks, run
 
 _STALE = "(l.mirror_mark IS NULL OR l.mirror_mark < ?)"
+EXISTING_COLUMNS = "e.name, e.id, e.type, e.kind, l.data_store_id, l.object_key, l.size, l.checksum"
+"""What ``Existing`` is read from (``lookup.at_pairs``)."""
 _MARKED = "CASE WHEN mirror_mark IS NULL OR mirror_mark < ? THEN ? ELSE mirror_mark END"
 """A link's new mark: the run's (a ``?`` twice), unless a later run's is already there."""
 
 
-class _Found(NamedTuple):
+class Existing(NamedTuple):
     """An entry at a mirrored path, with its link if it has one."""
 
     name: str
@@ -112,6 +114,14 @@ class MirrorPass:
         self.skips: list[tuple[int, str]] = []
         self.dirs: dict[str, int | str] = {}  # relative path -> dir id, or why it is not one
         self.empty: set[int] = set()  # directories made in this pass (ids < 0: dry run)
+        self.known: dict[Pair, Existing | None] = {}  # read (and held) by the caller already
+
+    def know(self, dirs: Mapping[str, int], entries: Mapping[Pair, Existing | None]) -> None:
+        """What the caller read (and held) in this transaction already, not to be read again:
+        directories by relative path, and the entry at each ``(dir id, name)`` (``None``:
+        nothing there)."""
+        self.dirs.update(dirs)
+        self.known.update(entries)
 
     def run(self, base_id: int, rows: Sequence[MirrorRow]) -> MirrorCounts:
         require_dir(self.tx, base_id)
@@ -125,17 +135,19 @@ class MirrorPass:
                 self.skips.append((index, where))
             else:
                 by_parent[where].append(index)
+        wanted = [
+            (parent, rows[index].name)
+            for parent, indexes in by_parent.items()
+            if parent not in self.empty
+            for index in indexes
+        ]
+        existing = {pair: self.known[pair] for pair in wanted if pair in self.known}
         # Held, so that a mirror racing on the same names sees what this one wrote.
-        existing = at_pairs(
+        existing |= at_pairs(
             self.tx,
-            _Found,
-            "e.name, e.id, e.type, e.kind, l.data_store_id, l.object_key, l.size, l.checksum",
-            (
-                (parent, rows[index].name)
-                for parent, indexes in by_parent.items()
-                if parent not in self.empty
-                for index in indexes
-            ),
+            Existing,
+            EXISTING_COLUMNS,
+            (pair for pair in wanted if pair not in self.known),
             hold=True,
         )
         new: list[LinkRow] = []
