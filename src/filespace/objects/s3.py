@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from filespace import runtime
@@ -125,6 +125,73 @@ def strip_etag(etag: str) -> str:
     return text
 
 
+_PROBE_KEY = "filespace-presign-probe"
+_QUERY_AUTH = {
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Signature",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Presigner:
+    """Presigned GETs of one client: botocore's address for its bucket, botocore's signer."""
+
+    base: str | None
+    """What precedes the encoded key in botocore's URLs; ``None``: ask botocore every time."""
+    region: str
+    credentials: Any = field(repr=False)
+
+    @classmethod
+    def learn(cls, client: S3Client) -> _Presigner:
+        """The address botocore gives the client's bucket (``from_probe``)."""
+        from botocore.credentials import Credentials
+
+        probe = client.client.generate_presigned_url(
+            "get_object", Params={"Bucket": client.target.bucket, "Key": _PROBE_KEY}, ExpiresIn=60
+        )
+        return cls.from_probe(probe, Credentials(client._access_key, client._secret_key))
+
+    @classmethod
+    def from_probe(cls, probe: str, credentials: Any) -> _Presigner:
+        """What a presigned URL of ``_PROBE_KEY`` says, if it has the expected shape: only
+        SigV4 query fields, only ``host`` signed, an ``s3`` scope, the key last in the path."""
+        from urllib.parse import parse_qs, urlsplit
+
+        from botocore.utils import percent_encode
+
+        address, _, query = probe.partition("?")
+        fields = parse_qs(query)
+        scope = fields.get("X-Amz-Credential", [""])[0].split("/")
+        tail = "/" + percent_encode(_PROBE_KEY, safe="/~")
+        usual = (
+            set(fields) == _QUERY_AUTH
+            and fields["X-Amz-SignedHeaders"] == ["host"]
+            and len(scope) == 5
+            and scope[3:] == ["s3", "aws4_request"]
+            and address.endswith(tail)
+            and not urlsplit(address).query
+        )
+        if not usual:
+            return cls(None, "", credentials)
+        return cls(address[: -len(tail) + 1], scope[2], credentials)
+
+    def sign(self, key: str, expires_s: int) -> str:
+        """``key``'s URL, signed by ``S3SigV4QueryAuth`` as botocore's presigner signs it."""
+        from botocore.auth import S3SigV4QueryAuth
+        from botocore.awsrequest import AWSRequest
+        from botocore.utils import percent_encode
+
+        assert self.base is not None
+        request = AWSRequest(method="GET", url=self.base + percent_encode(key, safe="/~"))
+        S3SigV4QueryAuth(self.credentials, "s3", self.region, expires=expires_s).add_auth(request)
+        url: str = request.prepare().url
+        return url
+
+
 class S3Client:
     """Talks to one bucket with one set of credentials."""
 
@@ -133,6 +200,7 @@ class S3Client:
         self._access_key = access_key
         self._secret_key = secret_key
         self._client: Any = None
+        self._presigner: _Presigner | None = None
         self._lock = threading.Lock()
         _clients.add(self)
 
@@ -171,13 +239,25 @@ class S3Client:
         )
 
     def presign_get(self, key: str, expires_s: int) -> str:
-        """A presigned GET URL for ``key`` valid for ``expires_s`` seconds."""
-        url: str = self.client.generate_presigned_url(
-            "get_object",
-            Params={"Bucket": self.target.bucket, "Key": key},
-            ExpiresIn=expires_s,
-        )
-        return url
+        """A presigned GET URL for ``key`` valid for ``expires_s`` seconds.
+
+        botocore decides the address and signs: ``generate_presigned_url`` builds
+        and resolves a whole request each time (about 0.5 ms), so the address it
+        gives a probe key is learned once (``_Presigner``) and each URL is then
+        that address with ``key`` encoded as botocore encodes a key, signed by the
+        signer ``generate_presigned_url`` itself uses (a quarter of the cost).
+        """
+        presigner = self._presigner
+        if presigner is None:
+            presigner = self._presigner = _Presigner.learn(self)
+        if presigner.base is None:  # an address the probe could not explain: the long way
+            url: str = self.client.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": self.target.bucket, "Key": key},
+                ExpiresIn=expires_s,
+            )
+            return url
+        return presigner.sign(key, expires_s)
 
     def head(self, key: str) -> ObjectHead:
         """Size and ETag of an object; ``S3AccessError`` says why not."""
