@@ -72,3 +72,35 @@ class Bucket:
 def as_message(records: list[dict[str, Any]]) -> bytes:
     """Records as one message body, as a broker carries it."""
     return json.dumps(document(*records)).encode()
+
+
+def s3_test_event(bucket: str) -> bytes:
+    """What S3 sends to a queue when a notification configuration is set: no change."""
+    return json.dumps(
+        {
+            "Service": "Amazon S3",
+            "Event": "s3:TestEvent",
+            "Time": "2026-01-02T03:04:05.678Z",
+            "Bucket": bucket,
+            "RequestId": "0A1B2C3D4E5F6A7B",
+            "HostId": "test-host-id",
+        }
+    ).encode()
+
+
+def via_sns(body: bytes) -> bytes:
+    """``body`` as S3 -> SNS -> SQS delivers it (raw delivery off): an SNS notification."""
+    return json.dumps(
+        {
+            "Type": "Notification",
+            "MessageId": "4f1d7f1e-0000-4000-8000-000000000001",
+            "TopicArn": "arn:aws:sns:us-east-1:123456789012:bucket-events",
+            "Subject": "Amazon S3 Notification",
+            "Message": body.decode(),
+            "Timestamp": "2026-01-02T03:04:05.678Z",
+            "SignatureVersion": "1",
+            "Signature": "c2lnbmF0dXJl",
+            "SigningCertURL": "https://sns.us-east-1.amazonaws.com/cert.pem",
+            "UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe",
+        }
+    ).encode()

@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.s3fixtures",
     "tests.fsfixtures",
     "tests.pgcluster",
+    "tests.sqsserver",
 ]

@@ -296,3 +296,65 @@ def test_an_old_schema_is_migrated(
             assert counts(apply(fsp, document(gone))) == {"unchanged": 1}
             assert fsp.connect.get_external_file("/kept").object_id == "kept"
             assert fsp._engine.settings()["schema_version"] == "2"
+
+
+REMOVALS = [
+    "ObjectRemoved:Delete",
+    "ObjectRemoved:DeleteMarkerCreated",
+    "LifecycleExpiration:Delete",
+    "LifecycleExpiration:DeleteMarkerCreated",
+    "ObjectLifecycle:Expiration:Current",  # Ceph RGW
+]
+NO_CHANGE = [
+    "ObjectRestore:Post",
+    "ObjectRestore:Completed",
+    "ObjectRestore:Delete",  # a restored copy expired; the archived object stays
+    "ObjectTagging:Put",
+    "ObjectTagging:Delete",
+    "ObjectAcl:Put",
+    "Replication:OperationFailedReplication",
+    "Replication:OperationMissedThreshold",
+    "Replication:OperationReplicatedAfterThreshold",
+    "Replication:OperationNotTracked",
+    "IntelligentTiering",
+    "LifecycleTransition",
+    "ReducedRedundancyLostObject",
+    "ObjectLifecycle:Expiration:NonCurrent",  # Ceph RGW: an older version, not the object
+    "ObjectLifecycle:Expiration:DeleteMarker",
+    "ObjectLifecycle:Transition:Current",
+]
+
+
+@pytest.mark.parametrize("prefix", ["", "s3:"])
+def test_every_removal_kind_removes(
+    connected: Filespace, s3_server: SeaweedS3, bucket: str, prefix: str
+) -> None:
+    changes = Bucket(s3_client(s3_server), bucket)
+    made = [changes.put(f"k/{at}", b"x") for at in range(len(REMOVALS))]
+    assert counts(apply(connected, document(*made))) == {"added": len(REMOVALS)}
+    gone = [
+        {**changes.delete(f"k/{at}"), "eventName": prefix + name}
+        for at, name in enumerate(REMOVALS)
+    ]
+    assert counts(apply(connected, document(*gone))) == {"removed": len(REMOVALS)}
+    assert links_under(connected, "/f") == {}
+
+
+@pytest.mark.parametrize("prefix", ["", "s3:"])
+def test_kinds_that_change_no_object_are_ignored(
+    connected: Filespace, s3_server: SeaweedS3, bucket: str, prefix: str
+) -> None:
+    changes = Bucket(s3_client(s3_server), bucket, start=1000)
+    made = [changes.put(f"k/{at}", b"x") for at in range(len(NO_CHANGE))]
+    assert counts(apply(connected, document(*made))) == {"added": len(NO_CHANGE)}
+    linked = links_under(connected, "/f")
+    # Later than anything else, with another size and ETag: applied, they would show.
+    later = [
+        record(bucket, f"k/{at}", 9000 + at, size=7, etag="f" * 32, name=prefix + name)
+        for at, name in enumerate(NO_CHANGE)
+    ]
+    assert counts(apply(connected, document(*later))) == {"ignored": len(NO_CHANGE)}
+    assert links_under(connected, "/f") == linked
+    # Nor do they count as the last event of their key: an older removal still applies.
+    gone = [changes.delete(f"k/{at}") for at in range(len(NO_CHANGE))]
+    assert counts(apply(connected, document(*gone))) == {"removed": len(NO_CHANGE)}

@@ -27,6 +27,7 @@ from filespace.cli import (
     stores,
     transfer,
     unmount,
+    webhook,
 )
 from filespace.cli.errors import format_traceback, message
 from filespace.cli.helptext import HumanGroup
@@ -93,6 +94,7 @@ mount.register(app)
 unmount.register(app)
 cache.register(app)
 connectstate.register(space.connect_app)
+webhook.register(space.connect_app)
 app.add_typer(space.connect_app, name="connect")
 app.add_typer(stores.app, name="store")
 app.add_typer(links.files_app, name="files")

@@ -37,8 +37,17 @@ MAX_SEQUENCER = 64
 """Hex digits a sequencer may have (S3's have 16 to 18)."""
 
 _HEX = re.compile(r"[0-9A-Fa-f]{1,64}")
-_REMOVALS = ("ObjectRemoved:", "LifecycleExpiration:Delete", "ObjectLifecycle:Expiration:Current")
-"""Event names (less any ``s3:``) saying the object is gone; AWS's and Ceph's lifecycle ones too."""
+_EXPIRATIONS = frozenset(
+    {
+        "LifecycleExpiration:Delete",
+        "LifecycleExpiration:DeleteMarkerCreated",
+        "ObjectLifecycle:Expiration:Current",  # Ceph RGW's
+    }
+)
+"""Lifecycle event names (less any ``s3:``) saying the current object is gone. Every
+``ObjectRemoved:*`` says so too; every other kind but ``ObjectCreated:*`` changes no
+object's key, size or ETag (restores, tagging, ACLs, replication, tiering, transitions,
+Ceph's non-current expirations) and is ignored."""
 
 
 class Event(NamedTuple):
@@ -122,7 +131,7 @@ def read_record(record: object) -> Outcome:
     if not isinstance(name, str) or not isinstance(s3, dict):
         return "a record without eventName and s3"
     name = name.removeprefix("s3:")
-    removed = name.startswith(_REMOVALS)
+    removed = name.startswith("ObjectRemoved:") or name in _EXPIRATIONS
     if not removed and not name.startswith("ObjectCreated:"):
         return None
     bucket, item = s3.get("bucket"), s3.get("object")

@@ -87,7 +87,7 @@ class WebhookFeed:
         if not token:
             raise FeedError(
                 f"cannot listen at {self._public}: no webhook token is set "
-                "(fsp.connect.set_webhook_token)"
+                "(filespace connect webhook-token set; fsp.connect.set_webhook_token)"
             )
         handler = _handler(token.encode(), self.path, self._queue)
         try:
