@@ -6,7 +6,10 @@ event records (``apply_events``), or drains them from a queue as
 The parent polls the engine until a number of batches chosen by the run's seed
 (``tests/seeds.py``) is committed and kills the child there; the child cannot
 finish first, since it stops and waits on its stdin two batches later. So the
-kill lands in a transaction or between two, never after the work is done.
+kill lands in a transaction or between two, never after the work is done. The
+"sweep" case kills a mirror in its final sweep (one link per transaction), once
+a seeded number of the links to gone keys is removed; there the child waits
+after the sweep.
 
 Before the run the destination holds links the work must change: links with a
 wrong size and ETag (to re-point) and links to keys the bucket does not have
@@ -70,7 +73,12 @@ CHILD = textwrap.dedent(
                 yield line
 
     with filespace.open(location) as fsp:
-        if mode == "mirror":
+        if mode == "sweep":  # the links of gone keys go one per transaction
+            mirror.SWEEP_BATCH = 1
+            fsp.connect.mirror(
+                "store", "k/", "/dest", progress=lambda report: committed(report.removed)
+            )
+        elif mode == "mirror":
             fsp.connect.mirror(
                 "store", "k/", "/dest",
                 progress=lambda report: committed(report.added + report.updated + report.unchanged),
@@ -125,17 +133,21 @@ def _prepare(fsp: Filespace, server: SeaweedS3, bucket: str, wanted: Links) -> N
     assert report.linked == WRONG + GONE and not report.failed
 
 
-def _run_and_kill(location: str, mode: str, source: str, committed: Any, kill_after: int) -> None:
-    """Start the child, kill it once ``committed()`` shows ``kill_after`` batches."""
-    hold = (kill_after + 2) * BATCH
+def _run_and_kill(
+    location: str, mode: str, source: str, committed: Any, kill_at: int, hold: int
+) -> None:
+    """Start the child, kill it once ``committed()`` reaches ``kill_at``.
+
+    The child stops and waits once it has done ``hold`` (a later point) itself.
+    """
     command = [sys.executable, "-c", CHILD, location, mode, str(BATCH), str(hold), source]
     with subprocess.Popen(
         command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     ) as child:
         try:
             until(
-                lambda: committed() >= kill_after * BATCH or child.poll() is not None,
-                f"{kill_after} batches committed by the {mode} child",
+                lambda: committed() >= kill_at or child.poll() is not None,
+                f"{kill_at} keys committed by the {mode} child",
             )
         finally:
             child.send_signal(signal.SIGKILL)
@@ -157,6 +169,18 @@ def _marked(fsp: Filespace, column: str) -> Any:
     return count
 
 
+def _swept(fsp: Filespace) -> Any:
+    """How many of the links to gone keys are gone (the final sweep's work, as committed)."""
+
+    def count() -> int:
+        ((left,),) = query_sql(
+            fsp, "SELECT COUNT(*) FROM external_links WHERE object_key LIKE ?", f"{PREFIX}gone/%"
+        )
+        return GONE - int(left)
+
+    return count
+
+
 def _check_converged(fsp: Filespace, s3: Any, bucket: str) -> None:
     assert_consistent(fsp)
     assert links_under(fsp, "/dest") == bucket_links(s3, bucket, PREFIX, strip=len(PREFIX))
@@ -165,7 +189,7 @@ def _check_converged(fsp: Filespace, s3: Any, bucket: str) -> None:
     assert fsp.fs.read_file("/native") == b"native bytes"
 
 
-@pytest.mark.parametrize("mode", ["mirror", "events"])
+@pytest.mark.parametrize("mode", ["mirror", "sweep", "events"])
 def test_killed_bulk_work_converges(
     mode: str,
     engine_name: str,
@@ -179,20 +203,31 @@ def test_killed_bulk_work_converges(
     s3 = s3_client(s3_server)
     lines = tmp_path / "events.jsonl"
     lines.write_text("\n".join(_event_lines(bucket, wanted)) + "\n")
-    kill_after = rng.randrange(2, OBJECTS // BATCH - 3)
+    if mode == "sweep":  # in the final sweep, or after it before the process ends
+        kill_at, hold = rng.randrange(1, GONE // 2), 1
+    else:  # after a number of batches, before the child's hold two batches later
+        batches = rng.randrange(2, OBJECTS // BATCH - 3)
+        kill_at, hold = batches * BATCH, (batches + 2) * BATCH
     key = filespace.generate_key()
     monkeypatch.setenv("FILESPACE_KEY", key)  # for the child
     with new_location(engine_name, tmp_path) as (location, options):
         with filespace.create(location, name="crash", key=key, **options) as fsp:
             _prepare(fsp, s3_server, bucket, wanted)
-        column = "mirror_mark" if mode == "mirror" else "sequencer"
-        _run_and_kill(location, mode, str(lines), _marked(fsp, column), kill_after)
+        committed = {
+            "mirror": _marked(fsp, "mirror_mark"),
+            "sweep": _swept(fsp),
+            "events": _marked(fsp, "sequencer"),
+        }[mode]
+        _run_and_kill(location, mode, str(lines), committed, kill_at, hold)
+        swept = _swept(fsp)()
 
         with filespace.open(location) as fsp:
             assert_consistent(fsp)  # what the killed run committed is whole
-            if mode == "mirror":
+            if mode in ("mirror", "sweep"):
                 report = fsp.connect.mirror("store", PREFIX, "/dest")
                 assert report.added + report.updated + report.unchanged == OBJECTS
+                if mode == "sweep":
+                    assert report.unchanged == OBJECTS  # every batch was done before the kill
                 again = fsp.connect.mirror("store", PREFIX, "/dest")
                 assert (again.added, again.updated, again.removed) == (0, 0, 0)
             else:
@@ -201,12 +236,13 @@ def test_killed_bulk_work_converges(
                     sent, data_store_name="store", prefix="k/", dest_dir="/dest"
                 )
                 done = report.added + report.updated + report.unchanged
-                assert report.stale >= kill_after * BATCH and done + report.stale == OBJECTS
+                assert report.stale >= kill_at and done + report.stale == OBJECTS
                 again = fsp.connect.apply_events(
                     sent, data_store_name="store", prefix="k/", dest_dir="/dest"
                 )
                 assert (again.added, again.updated, again.removed) == (0, 0, 0)
-            assert report.removed == GONE  # the killed run never got to the gone keys
+            assert report.removed == GONE - swept
+            assert swept >= kill_at if mode == "sweep" else swept == 0
             assert not report.skipped
             _check_converged(fsp, s3, bucket)
 
@@ -224,13 +260,20 @@ def test_killed_follow_converges(
     s3 = s3_client(s3_server)
     queue: AmqpQueue = request.getfixturevalue("amqp_queue")
     queue.publish(*(line.encode() for line in _event_lines(bucket, wanted)))
-    kill_after = rng.randrange(2, OBJECTS // BATCH - 3)
+    batches = rng.randrange(2, OBJECTS // BATCH - 3)
     key = filespace.generate_key()
     monkeypatch.setenv("FILESPACE_KEY", key)  # for the child
     with new_location(engine_name, tmp_path) as (location, options):
         with filespace.create(location, name="crash", key=key, **options) as fsp:
             _prepare(fsp, s3_server, bucket, wanted)
-        _run_and_kill(location, "follow", queue.source, _marked(fsp, "sequencer"), kill_after)
+        _run_and_kill(
+            location,
+            "follow",
+            queue.source,
+            _marked(fsp, "sequencer"),
+            batches * BATCH,
+            (batches + 2) * BATCH,
+        )
 
         with filespace.open(location) as fsp:
             assert_consistent(fsp)
@@ -239,6 +282,6 @@ def test_killed_follow_converges(
                 queue.source, data_store_name="store", prefix="k/", dest_dir="/dest"
             )
             stats = follower.run(until="drained")
-            assert stats.messages >= OBJECTS + GONE - kill_after * BATCH - 2 * BATCH
+            assert stats.messages >= OBJECTS + GONE - (batches + 3) * BATCH
             assert queue.depth() == 0
             _check_converged(fsp, s3, bucket)
