@@ -35,7 +35,7 @@ from typing import Any
 import pytest
 
 import filespace
-from filespace import Filespace
+from filespace import Filespace, MirrorReport, SyncReport
 from filespace.testing import SeaweedS3
 from tests.brokers import AmqpQueue, amqp_queue  # noqa: F401 - the fixture
 from tests.bucket_events import record
@@ -189,7 +189,7 @@ def _check_converged(fsp: Filespace, s3: Any, bucket: str) -> None:
     assert fsp.fs.read_file("/native") == b"native bytes"
 
 
-@pytest.mark.parametrize("mode", ["mirror", "sweep", "events"])
+@pytest.mark.parametrize("mode", ["mirror", "sweep", "events", "follow"])
 def test_killed_bulk_work_converges(
     mode: str,
     engine_name: str,
@@ -198,11 +198,19 @@ def test_killed_bulk_work_converges(
     tmp_path: Path,
     rng: random.Random,
     monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
     bucket, wanted = objects
-    s3 = s3_client(s3_server)
-    lines = tmp_path / "events.jsonl"
-    lines.write_text("\n".join(_event_lines(bucket, wanted)) + "\n")
+    documents = _event_lines(bucket, wanted)
+    queue: AmqpQueue | None = None
+    if mode == "follow":
+        queue = request.getfixturevalue("amqp_queue")
+        queue.publish(*(document.encode() for document in documents))
+        source = queue.source
+    else:
+        lines = tmp_path / "events.jsonl"
+        lines.write_text("\n".join(documents) + "\n")
+        source = str(lines)
     if mode == "sweep":  # in the final sweep, or after it before the process ends
         kill_at, hold = rng.randrange(1, GONE // 2), 1
     else:  # after a number of batches, before the child's hold two batches later
@@ -213,75 +221,48 @@ def test_killed_bulk_work_converges(
     with new_location(engine_name, tmp_path) as (location, options):
         with filespace.create(location, name="crash", key=key, **options) as fsp:
             _prepare(fsp, s3_server, bucket, wanted)
-        committed = {
-            "mirror": _marked(fsp, "mirror_mark"),
-            "sweep": _swept(fsp),
-            "events": _marked(fsp, "sequencer"),
-        }[mode]
-        _run_and_kill(location, mode, str(lines), committed, kill_at, hold)
+        column = "mirror_mark" if mode == "mirror" else "sequencer"
+        committed = _swept(fsp) if mode == "sweep" else _marked(fsp, column)
+        _run_and_kill(location, mode, source, committed, kill_at, hold)
         swept = _swept(fsp)()
+        assert swept >= kill_at if mode == "sweep" else swept == 0
 
         with filespace.open(location) as fsp:
             assert_consistent(fsp)  # what the killed run committed is whole
-            if mode in ("mirror", "sweep"):
-                report = fsp.connect.mirror("store", PREFIX, "/dest")
-                assert report.added + report.updated + report.unchanged == OBJECTS
-                if mode == "sweep":
-                    assert report.unchanged == OBJECTS  # every batch was done before the kill
-                again = fsp.connect.mirror("store", PREFIX, "/dest")
-                assert (again.added, again.updated, again.removed) == (0, 0, 0)
-            else:
-                sent = lines.read_text().splitlines()
-                report = fsp.connect.apply_events(
-                    sent, data_store_name="store", prefix="k/", dest_dir="/dest"
-                )
-                done = report.added + report.updated + report.unchanged
-                assert report.stale >= kill_at and done + report.stale == OBJECTS
-                again = fsp.connect.apply_events(
-                    sent, data_store_name="store", prefix="k/", dest_dir="/dest"
-                )
-                assert (again.added, again.updated, again.removed) == (0, 0, 0)
-            assert report.removed == GONE - swept
-            assert swept >= kill_at if mode == "sweep" else swept == 0
-            assert not report.skipped
-            _check_converged(fsp, s3, bucket)
+            _finish(mode, fsp, documents, source, kill_at, swept)
+            _check_converged(fsp, s3_client(s3_server), bucket)
+    if queue is not None:
+        assert queue.depth() == 0
 
 
-def test_killed_follow_converges(
-    engine_name: str,
-    objects: tuple[str, Links],
-    s3_server: SeaweedS3,
-    tmp_path: Path,
-    rng: random.Random,
-    monkeypatch: pytest.MonkeyPatch,
-    request: pytest.FixtureRequest,
+def _finish(
+    mode: str, fsp: Filespace, documents: list[str], source: str, kill_at: int, swept: int
 ) -> None:
-    bucket, wanted = objects
-    s3 = s3_client(s3_server)
-    queue: AmqpQueue = request.getfixturevalue("amqp_queue")
-    queue.publish(*(line.encode() for line in _event_lines(bucket, wanted)))
-    batches = rng.randrange(2, OBJECTS // BATCH - 3)
-    key = filespace.generate_key()
-    monkeypatch.setenv("FILESPACE_KEY", key)  # for the child
-    with new_location(engine_name, tmp_path) as (location, options):
-        with filespace.create(location, name="crash", key=key, **options) as fsp:
-            _prepare(fsp, s3_server, bucket, wanted)
-        _run_and_kill(
-            location,
-            "follow",
-            queue.source,
-            _marked(fsp, "sequencer"),
-            batches * BATCH,
-            (batches + 2) * BATCH,
+    """Do the killed work again to the end, and once more: the second time changes nothing."""
+    if mode == "follow":
+        # The killed child's unacknowledged messages are delivered again.
+        follower = fsp.connect.follow(
+            source, data_store_name="store", prefix="k/", dest_dir="/dest"
         )
-
-        with filespace.open(location) as fsp:
-            assert_consistent(fsp)
-            # The killed child's unacknowledged messages are delivered again.
-            follower = fsp.connect.follow(
-                queue.source, data_store_name="store", prefix="k/", dest_dir="/dest"
-            )
-            stats = follower.run(until="drained")
-            assert stats.messages >= OBJECTS + GONE - (batches + 3) * BATCH
-            assert queue.depth() == 0
-            _check_converged(fsp, s3, bucket)
+        stats = follower.run(until="drained")
+        assert stats.messages >= OBJECTS + GONE - kill_at - 3 * BATCH
+        assert stats.report.removed == GONE and not stats.report.skipped
+        return
+    if mode == "events":
+        report: MirrorReport | SyncReport = fsp.connect.apply_events(
+            documents, data_store_name="store", prefix="k/", dest_dir="/dest"
+        )
+        done = report.added + report.updated + report.unchanged
+        assert report.stale >= kill_at and done + report.stale == OBJECTS
+        again: MirrorReport | SyncReport = fsp.connect.apply_events(
+            documents, data_store_name="store", prefix="k/", dest_dir="/dest"
+        )
+    else:
+        report = fsp.connect.mirror("store", PREFIX, "/dest")
+        assert report.added + report.updated + report.unchanged == OBJECTS
+        if mode == "sweep":
+            assert report.unchanged == OBJECTS  # every batch was done before the kill
+        again = fsp.connect.mirror("store", PREFIX, "/dest")
+    assert report.removed == GONE - swept
+    assert not report.skipped
+    assert (again.added, again.updated, again.removed) == (0, 0, 0)
