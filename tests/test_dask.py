@@ -67,9 +67,8 @@ def cluster(s3_server: SeaweedS3, tmp_path_factory: pytest.TempPathFactory) -> I
                 fsp.connect.add_data_store("store", store_config(s3_server, bucket))
                 fsp.connect.mirror("store", "data/", "/data")
                 fsp.connect.link_file("/stale", "store", "stale")
-            s3.put_object(
-                Bucket=bucket, Key="stale", Body=b"AS LINKED"
-            )  # same size: only the ETag tells
+            # Changed in place, same size: only the ETag tells.
+            s3.put_object(Bucket=bucket, Key="stale", Body=b"AS LINKED")
             yield from _run_cluster(location, key, home, bucket, s3)
     finally:
         _delete_bucket(s3, bucket)

@@ -29,9 +29,8 @@ def _linked(connected: Filespace, s3_admin: Any, bucket: str) -> dict[str, Any]:
     s3_admin.put_object(Bucket=bucket, Key="changed", Body=b"as linked")
     connected.connect.link_file("/fresh", "store", "fresh")
     connected.connect.link_file("/changed", "store", "changed")
-    s3_admin.put_object(
-        Bucket=bucket, Key="changed", Body=b"AS LINKED"
-    )  # same size: only the ETag tells
+    # Changed in place, same size: only the ETag tells.
+    s3_admin.put_object(Bucket=bucket, Key="changed", Body=b"AS LINKED")
     return {"location": location_of(connected)}
 
 
