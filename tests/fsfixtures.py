@@ -108,17 +108,32 @@ def raw_sql(fsp: filespace.Filespace, sql: str, *params: Any) -> int:
 
     ``?`` placeholders on both engines.
     """
+    changed, _ = _sql(fsp, sql, params)
+    return changed
+
+
+def query_sql(fsp: filespace.Filespace, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    """The rows ``sql`` (a query, ``?`` placeholders) returns, read past the filespace's API."""
+    _, rows = _sql(fsp, sql, params)
+    return rows
+
+
+def _sql(
+    fsp: filespace.Filespace, sql: str, params: tuple[Any, ...]
+) -> tuple[int, list[tuple[Any, ...]]]:
+    """(rows changed, rows returned) of ``sql`` run on its own connection, committed."""
     url = fsp.engine_url
     if url.startswith("sqlite://"):
         import sqlite3
 
         conn = sqlite3.connect(url[len("sqlite://") :])
         try:
-            changed = conn.execute(sql, params).rowcount
+            cursor = conn.execute(sql, params)
+            rows = cursor.fetchall()
             conn.commit()
         finally:
             conn.close()
-        return changed
+        return cursor.rowcount, rows
     from urllib.parse import parse_qs, urlsplit
 
     import psycopg
@@ -126,7 +141,9 @@ def raw_sql(fsp: filespace.Filespace, sql: str, *params: Any) -> int:
     schema = parse_qs(urlsplit(url).query)["schema"][0]
     with psycopg.connect(postgres_url(), autocommit=True) as conn:
         conn.execute(f'SET search_path TO "{schema}"')
-        return conn.execute(sql.replace("?", "%s"), params).rowcount
+        cursor = conn.execute(sql.replace("?", "%s"), params)
+        rows = cursor.fetchall() if cursor.description is not None else []
+        return cursor.rowcount, rows
 
 
 def location_of(fsp: filespace.Filespace) -> str:

@@ -46,12 +46,20 @@ def test_every_public_error_is_exported_and_pickles() -> None:
     assert set(errors) == {getattr(filespace.errors, name) for name in filespace.errors.__all__}
     for error in errors:
         made = _example(error)
-        again = pickle.loads(pickle.dumps(made))  # noqa: S301 - our own bytes
-        assert type(again) is error
-        assert str(again) == str(made)
-        assert again.args == made.args
-        for attribute in ("errno", "filename", "count"):
-            assert getattr(again, attribute, None) == getattr(made, attribute, None)
+        made.add_note("raised in a worker")  # notes, as a caller or Dask adds them, come along
+        for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+            again = pickle.loads(pickle.dumps(made, protocol))  # noqa: S301 - our own bytes
+            assert type(again) is error, error
+            assert str(again) == str(made)
+            assert again.args == made.args
+            assert vars(again) == vars(made), error  # detail, count, status, host, ... and notes
+            if isinstance(made, OSError):
+                assert isinstance(again, OSError)
+                assert (again.errno, again.strerror, again.filename) == (
+                    made.errno,
+                    made.strerror,
+                    made.filename,
+                )
 
 
 def _example(error: type[BaseException]) -> BaseException:

@@ -48,6 +48,11 @@ Plain ``ValueError``, ``TypeError``, ``FileNotFoundError``,
 from __future__ import annotations
 
 import errno
+from typing import Any, TypeAlias
+
+_Reduced: TypeAlias = tuple[type[BaseException], tuple[Any, ...], dict[str, Any]]
+"""What ``__reduce__`` gives for pickle: the class, its ``__init__`` arguments, and every
+attribute (``__notes__`` included), so an error crosses a process boundary whole."""
 
 __all__ = [
     "ConnectInUseError",
@@ -89,8 +94,8 @@ class LinkExistsError(FilespaceError, FileExistsError, RuntimeError):
     def __init__(self, path: str) -> None:
         super().__init__(errno.EEXIST, "path already exists", path)
 
-    def __reduce__(self) -> tuple[type[LinkExistsError], tuple[str]]:
-        return type(self), (self.filename,)
+    def __reduce__(self) -> _Reduced:
+        return type(self), (self.filename,), vars(self)
 
 
 class MissingParentError(FilespaceError, FileNotFoundError, RuntimeError):
@@ -99,8 +104,8 @@ class MissingParentError(FilespaceError, FileNotFoundError, RuntimeError):
     def __init__(self, path: str) -> None:
         super().__init__(errno.ENOENT, "parent directory does not exist", path)
 
-    def __reduce__(self) -> tuple[type[MissingParentError], tuple[str]]:
-        return type(self), (self.filename,)
+    def __reduce__(self) -> _Reduced:
+        return type(self), (self.filename,), vars(self)
 
 
 class LinkNotFoundError(FilespaceError, FileNotFoundError, RuntimeError):
@@ -109,8 +114,8 @@ class LinkNotFoundError(FilespaceError, FileNotFoundError, RuntimeError):
     def __init__(self, path: str) -> None:
         super().__init__(errno.ENOENT, "no such file or directory", path)
 
-    def __reduce__(self) -> tuple[type[LinkNotFoundError], tuple[str]]:
-        return type(self), (self.filename,)
+    def __reduce__(self) -> _Reduced:
+        return type(self), (self.filename,), vars(self)
 
 
 class ReadOnlyFileError(FilespaceError, PermissionError):
@@ -119,8 +124,8 @@ class ReadOnlyFileError(FilespaceError, PermissionError):
     def __init__(self, path: str) -> None:
         super().__init__(errno.EROFS, "external files are read-only", path)
 
-    def __reduce__(self) -> tuple[type[ReadOnlyFileError], tuple[str]]:
-        return type(self), (self.filename,)
+    def __reduce__(self) -> _Reduced:
+        return type(self), (self.filename,), vars(self)
 
 
 class PrivateUrlError(FilespaceError, PermissionError, RuntimeError):
@@ -146,8 +151,8 @@ class PrivateUrlError(FilespaceError, PermissionError, RuntimeError):
         self.address = address
         self.reason = reason
 
-    def __reduce__(self) -> tuple[type[PrivateUrlError], tuple[str, str, str, str | None]]:
-        return type(self), (self.host, self.address, self.reason, self.filename)
+    def __reduce__(self) -> _Reduced:
+        return type(self), (self.host, self.address, self.reason, self.filename), vars(self)
 
 
 class FilespaceKeyError(FilespaceError, PermissionError):
@@ -178,8 +183,8 @@ class StaleFileError(FilespaceError, OSError):
         super().__init__(errno.ESTALE, f"stale external file ({detail})", path)
         self.detail = detail
 
-    def __reduce__(self) -> tuple[type[StaleFileError], tuple[str, str]]:
-        return type(self), (self.filename, self.detail)
+    def __reduce__(self) -> _Reduced:
+        return type(self), (self.filename, self.detail), vars(self)
 
 
 class ExternalReadError(FilespaceError, OSError):
@@ -189,8 +194,8 @@ class ExternalReadError(FilespaceError, OSError):
         super().__init__(errno.EIO, f"cannot read external file ({detail})", path)
         self.detail = detail
 
-    def __reduce__(self) -> tuple[type[ExternalReadError], tuple[str, str]]:
-        return type(self), (self.filename, self.detail)
+    def __reduce__(self) -> _Reduced:
+        return type(self), (self.filename, self.detail), vars(self)
 
 
 class NotAFilespaceError(FilespaceError, ValueError):
@@ -215,8 +220,8 @@ class ConnectInUseError(FilespaceError, RuntimeError):
         )
         self.count = count
 
-    def __reduce__(self) -> tuple[type[ConnectInUseError], tuple[int]]:
-        return type(self), (self.count,)
+    def __reduce__(self) -> _Reduced:
+        return type(self), (self.count,), vars(self)
 
 
 class DataStoreError(FilespaceError, RuntimeError):
@@ -243,8 +248,8 @@ class DataStoreNotEmptyError(DataStoreError):
         self.name = name
         self.count = count
 
-    def __reduce__(self) -> tuple[type[DataStoreNotEmptyError], tuple[str, int]]:
-        return type(self), (self.name, self.count)
+    def __reduce__(self) -> _Reduced:
+        return type(self), (self.name, self.count), vars(self)
 
 
 class DataStoreAccessError(DataStoreError):
@@ -258,8 +263,8 @@ class DataStoreAccessError(DataStoreError):
         super().__init__(message)
         self.status = status
 
-    def __reduce__(self) -> tuple[type[DataStoreAccessError], tuple[str, str]]:
-        return type(self), (str(self), self.status)
+    def __reduce__(self) -> _Reduced:
+        return type(self), (str(self), self.status), vars(self)
 
 
 class ObjectNotFoundError(FilespaceError, RuntimeError):
