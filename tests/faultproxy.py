@@ -101,6 +101,7 @@ class Seen:
     range: str
     fault: str  # a Fault's value, THROTTLED, or "" for passed through
     at: float  # time.monotonic() when it arrived
+    busy: int  # requests being handled when it arrived, itself included
 
 
 class _Request:
@@ -158,6 +159,7 @@ class FaultProxy:
         host, port = self._listener.getsockname()[:2]
         self.endpoint = f"http://{host}:{port}"
         self._sockets: set[socket.socket] = set()
+        self._busy = 0
 
     def __enter__(self) -> FaultProxy:
         return self.start()
@@ -237,6 +239,7 @@ class FaultProxy:
                     request.header("range") or "-",
                     fault,
                     time.monotonic(),
+                    self._busy,
                 )
             )
 
@@ -259,56 +262,64 @@ class FaultProxy:
     def _serve(self, client: socket.socket) -> None:
         self._track(client)
         reader = client.makefile("rb")
-        server: socket.socket | None = None
-        server_reader: BinaryIO | None = None
+        upstream = _Upstream(self)
         try:
             while not self._stopping.is_set():
                 request = _read_request(reader, client)
                 if request is None:
                     return
                 fault, rule = self._decide(request)
-                self._record(request, fault)
-                if fault == THROTTLED:
-                    client.sendall(_error(Fault.S503, None))
-                    continue
-                kind = Fault(fault) if fault else None
-                if kind in _ERRORS:
-                    client.sendall(_error(kind, rule.retry_after if rule else None))
-                    continue
-                if kind is Fault.RESET_BEFORE:
-                    _reset(client)
-                    return
-                if kind is Fault.RESET_UPLOAD:
-                    self._cut_upload(request)
-                    _reset(client)
-                    return
-                if server is None:
-                    server = self._track(socket.create_connection(self.target))
-                    server_reader = server.makefile("rb")
-                assert server_reader is not None
-                server.sendall(request.raw())
-                head, body, close = _read_response(server_reader, request.method)
-                if close:
-                    server.close()
-                    server = server_reader = None
-                if kind in _BODY_FAULTS and body:
-                    self._break_body(client, head, body, kind)
-                    return
-                client.sendall(head + body)
-                if close or request.header("connection").lower() == "close":
-                    return
+                with self._lock:
+                    self._busy += 1
+                try:
+                    self._record(request, fault)
+                    if not self._handle(client, upstream, request, fault, rule):
+                        return
+                finally:
+                    with self._lock:
+                        self._busy -= 1
         except OSError:
             return
         finally:
             reader.close()
-            if server_reader is not None:
-                server_reader.close()
-            for sock in (client, server):
-                if sock is not None:
-                    with contextlib.suppress(OSError):
-                        sock.close()
-                    with self._lock:
-                        self._sockets.discard(sock)
+            upstream.close()
+            with contextlib.suppress(OSError):
+                client.close()
+            self._forget(client)
+
+    def _handle(
+        self,
+        client: socket.socket,
+        upstream: _Upstream,
+        request: _Request,
+        fault: str,
+        rule: Rule | None,
+    ) -> bool:
+        """Answer one request as its fault says; ``False`` when the connection ends."""
+        if fault == THROTTLED:
+            client.sendall(_error(Fault.S503, None))
+            return True
+        kind = Fault(fault) if fault else None
+        if kind in _ERRORS:
+            client.sendall(_error(kind, rule.retry_after if rule else None))
+            return True
+        if kind is Fault.RESET_BEFORE:
+            _reset(client)
+            return False
+        if kind is Fault.RESET_UPLOAD:
+            self._cut_upload(request)
+            _reset(client)
+            return False
+        head, body, close = upstream.ask(request)
+        if kind in _BODY_FAULTS and body:
+            self._break_body(client, head, body, kind)
+            return False
+        client.sendall(head + body)
+        return not close and request.header("connection").lower() != "close"
+
+    def _forget(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.discard(sock)
 
     def _cut_upload(self, request: _Request) -> None:
         raw = request.raw()
@@ -318,8 +329,7 @@ class FaultProxy:
             _reset(upload)
         finally:
             upload.close()
-            with self._lock:
-                self._sockets.discard(upload)
+            self._forget(upload)
 
     def _break_body(self, client: socket.socket, head: bytes, body: bytes, kind: Fault) -> None:
         half = len(body) // 2
@@ -337,6 +347,34 @@ class FaultProxy:
         elif kind is Fault.STALL:
             self._stopping.wait(self.stall_s)
         # TRUNCATE: the connection closes cleanly with the body short.
+
+
+class _Upstream:
+    """The kept-alive connection to the server of one client connection."""
+
+    def __init__(self, proxy: FaultProxy) -> None:
+        self._proxy = proxy
+        self._sock: socket.socket | None = None
+        self._reader: BinaryIO | None = None
+
+    def ask(self, request: _Request) -> tuple[bytes, bytes, bool]:
+        if self._sock is None or self._reader is None:
+            self._sock = self._proxy._track(socket.create_connection(self._proxy.target))
+            self._reader = self._sock.makefile("rb")
+        self._sock.sendall(request.raw())
+        head, body, close = _read_response(self._reader, request.method)
+        if close:
+            self.close()
+        return head, body, close
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.close()
+            self._proxy._forget(self._sock)
+        self._sock = self._reader = None
 
 
 def _read_request(reader: BinaryIO, client: socket.socket) -> _Request | None:

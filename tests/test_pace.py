@@ -9,11 +9,15 @@ and reads still complete, and the endpoint's pace has slowed down.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from filespace import Filespace, LinkItem
+from filespace.connect import bulk
+from filespace.io import prefetch
+from filespace.io.prefetch import BLOCK_SIZE
 from filespace.objects import pace as paces
 from filespace.objects.pace import MAX_DELAY_S, Pace
 from filespace.testing import SeaweedS3
@@ -180,3 +184,80 @@ def test_throttled_heads_listing_and_reads_complete_and_slow_down(
     pace = paces.of(proxy.endpoint)
     assert pace.throttles >= len(proxy.faults(THROTTLED)) > 0
     assert pace.rate is not None and pace.share < 1.0
+
+
+@pytest.fixture
+def slowed(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Pace]:
+    """Installs a pace for an endpoint, cut six times (a sixty-fourth of its share).
+
+    Its clock is fake, so the rate limit it learned costs the test no time.
+    """
+
+    def make(endpoint: str) -> Pace:
+        clock = Clock()
+        pace = new_pace(clock)
+        for _ in range(6):
+            pace.throttled()
+            clock.now += 1.0
+        monkeypatch.setitem(paces._paces(), endpoint, pace)
+        return pace
+
+    return make
+
+
+@pytest.mark.parametrize("engine_name", ["sqlite"], indirect=True)
+def test_a_throttled_endpoint_gets_fewer_heads_at_once(
+    connected: Filespace,
+    s3_server: SeaweedS3,
+    s3_admin: Any,
+    bucket: str,
+    slowed: Callable[[str], Pace],
+) -> None:
+    for index in range(24):
+        s3_admin.put_object(Bucket=bucket, Key=f"o/{index:02}", Body=b"h" * index)
+    with FaultProxy(s3_server.endpoint) as proxy:
+        assert slowed(proxy.endpoint).limit(bulk.HEAD_WORKERS) == 1
+        connected.connect.add_data_store(
+            "p", store_config(s3_server, bucket, endpoint=proxy.endpoint)
+        )
+        items = [LinkItem(f"/h/{index:02}", f"o/{index:02}") for index in range(24)]
+        report = connected.connect.link_files(items, data_store_name="p", create_parents=True)
+    assert report.linked == 24
+    heads = proxy.requests("HEAD")
+    assert len(heads) == 24 and max(seen.busy for seen in heads) == 1
+
+
+@pytest.mark.parametrize("engine_name", ["sqlite"], indirect=True)
+def test_a_throttled_endpoint_gets_a_smaller_readahead(
+    connected: Filespace,
+    s3_server: SeaweedS3,
+    s3_admin: Any,
+    bucket: str,
+    slowed: Callable[[str], Pace],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(prefetch, "NEAR_S", 0.0)  # blocks and readahead, never one stream
+    data = random.Random(2).randbytes(128 * BLOCK_SIZE)
+    s3_admin.put_object(Bucket=bucket, Key="big", Body=data)
+    with FaultProxy(s3_server.endpoint) as proxy:
+        pace = slowed(proxy.endpoint)
+        connected.connect.add_data_store(
+            "p", store_config(s3_server, bucket, endpoint=proxy.endpoint)
+        )
+        connected.connect.link_file("/big", "p", "big")
+        got = bytearray()
+        with connected.fs.open("/big", "rb") as handle:
+            while chunk := handle.read(64 * 1024):
+                got += chunk
+    assert got == data
+    lengths = []
+    for seen in proxy.requests("GET"):
+        first, last = seen.range.removeprefix("bytes=").split("-")
+        lengths.append(int(last) - int(first) + 1)
+    # The window never outgrew the pace's share: no GET asks for more.
+    # The share only grew during the read (each answer adds a little), so its
+    # final value bounds the window all along; a window that ignored the pace
+    # would reach REQUEST_SIZE (32 blocks) GETs here.
+    allowed = pace.limit(prefetch.MAX_WINDOW // BLOCK_SIZE)
+    assert allowed < prefetch.REQUEST_SIZE // BLOCK_SIZE - 1
+    assert max(lengths) <= (allowed + 1) * BLOCK_SIZE, (lengths, allowed)

@@ -15,8 +15,9 @@ send:
 - ``wait``: after a throttle, request starts are spaced out. The allowed rate
   is cut to half the rate measured over the last second (at most one cut per
   second: the answers to requests already in flight say nothing new), grows
-  by about ``_STEP`` requests/s per second of successes, and is lifted after
-  ``_QUIET_S`` without a throttle (additive increase, multiplicative decrease).
+  by about ``_STEP`` requests/s (or ``_GROWTH`` of itself, if more) per second
+  of successes, and is lifted after ``_QUIET_S`` without a throttle (additive
+  increase, multiplicative decrease).
 - ``limit``: the share of its concurrency a caller may use (readahead GETs in
   flight, HEAD workers) halves on a throttle and grows back by one in
   ``_SLOTS`` per ``_SLOTS * share`` successes; ``slot`` holds a caller to it.
@@ -43,7 +44,8 @@ THROTTLE_CODES = frozenset(
     {"SlowDown", "Throttling", "ThrottlingException", "TooManyRequests", "RequestLimitExceeded"}
 )
 
-_STEP = 1.0  # requests/s the allowed rate grows per second of successes
+_STEP = 1.0  # requests/s the allowed rate grows per second of successes, at least
+_GROWTH = 0.1  # ... or this part of itself, for a fast endpoint
 _MIN_RATE = 0.5  # requests/s: the slowest the pace ever goes
 _QUIET_S = 30.0  # no throttle for this long: the rate limit is lifted
 _SLOTS = 64  # the resolution of the concurrency share
@@ -129,7 +131,7 @@ class Pace:
         """An answer came without a throttle: grow the rate and the share a little."""
         with self._lock:
             if self._rate is not None:
-                self._rate += _STEP / self._rate
+                self._rate += max(_STEP, _GROWTH * self._rate) / self._rate
             if self._slots < _SLOTS:
                 self._slots = min(float(_SLOTS), self._slots + 1.0 / self._slots)
             self._lock.notify_all()

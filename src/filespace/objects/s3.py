@@ -243,11 +243,15 @@ class S3Client:
         """Bytes ``[start, end)`` of an object (``end`` None: to its end).
 
         botocore retries a request until its answer's headers arrive; a body
-        that then breaks off or ends short of its ``Content-Length`` (which
-        botocore checks) is asked for again here, as often as botocore
-        would have retried the request.
+        that then breaks off, stalls past the read timeout or ends short of
+        its ``Content-Length`` (which botocore checks) is asked for again
+        here, as often as botocore would have retried the request.
         """
-        from botocore.exceptions import IncompleteReadError, ResponseStreamingError
+        from botocore.exceptions import (
+            IncompleteReadError,
+            ReadTimeoutError,
+            ResponseStreamingError,
+        )
 
         options: dict[str, Any] = {"Bucket": self.target.bucket, "Key": key}
         if start or end is not None:
@@ -260,7 +264,7 @@ class S3Client:
                 body = self.client.get_object(**options)["Body"]
                 try:
                     data: bytes = body.read()
-                except (IncompleteReadError, ResponseStreamingError):
+                except (IncompleteReadError, ReadTimeoutError, ResponseStreamingError):
                     if attempt >= _ATTEMPTS:
                         raise
                     time.sleep(self.pace.delay(attempt))
