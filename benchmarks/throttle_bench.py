@@ -31,9 +31,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.faultproxy
 
-import filespace  # noqa: E402
-from filespace.testing import SeaweedS3  # noqa: E402
-from tests.faultproxy import THROTTLED, FaultProxy  # noqa: E402
+from tests.faultproxy import THROTTLED, FaultProxy
+
+import filespace
+from filespace.testing import SeaweedS3
 
 BUCKET = "throttle-bench"
 

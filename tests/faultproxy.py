@@ -11,8 +11,8 @@ and the query string, then by position among the requests it matched
 (``nth``, 1-based) or at random (``chance``, from the proxy's seeded
 ``random.Random``); ``times`` bounds how often it fires. The first rule that
 fires wins. ``throttle_rps`` answers ``503 SlowDown`` to requests beyond that
-many per second (a token bucket holding one second's worth), like S3 does
-to a prefix asked too fast.
+many per second (a token bucket holding one second's worth, at least one
+request), like S3 does to a prefix asked too fast.
 
 Faults (``Fault``): ``500``, ``503`` (SlowDown, with ``Retry-After`` when the
 rule gives ``retry_after``), ``429``; ``RESET_BEFORE`` (TCP reset before
@@ -21,7 +21,10 @@ the status line), ``RESET_MID`` (reset after half the body), ``RESET_UPLOAD``
 reset: an upload cut off), ``TRUNCATE``
 (``Content-Length`` promised, half the body, then a clean close),
 ``STALL`` (half the body, then nothing for ``stall_s``), ``TRICKLE``
-(the body in small pieces with pauses, every byte right).
+(the body in small pieces with pauses, every byte right); a rule's
+``cut_at`` says how many body bytes go before the break instead of half
+(a body no longer than that passes whole, recorded as passed).
+``delay_s`` holds every answer from the server that long (requests pile up).
 
     with FaultProxy(server.endpoint, [Rule(Fault.S503, method="GET", nth={1})]) as proxy:
         ... use proxy.endpoint ...
@@ -31,6 +34,7 @@ reset: an upload cut off), ``TRUNCATE``
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import random
 import re
@@ -79,6 +83,7 @@ class Rule:
     chance: float = 1.0  # drawn from the proxy's seeded random generator
     times: int | None = None  # fires at most this often
     retry_after: float | None = None  # seconds, for error statuses
+    cut_at: int | None = None  # body bytes sent before a body fault (default: half)
     matched: int = field(default=0, init=False)
     fired: int = field(default=0, init=False)
 
@@ -142,6 +147,7 @@ class FaultProxy:
         throttle_rps: float = 0.0,
         stall_s: float = 30.0,
         trickle: tuple[int, float] = (4096, 0.005),
+        delay_s: float = 0.0,
     ) -> None:
         parts = urlsplit(target)
         self.target = (parts.hostname or "127.0.0.1", parts.port or 80)
@@ -149,11 +155,12 @@ class FaultProxy:
         self.throttle_rps = throttle_rps
         self.stall_s = stall_s
         self.trickle = trickle
+        self.delay_s = delay_s  # every answer from the server is held this long
         self.seen: list[Seen] = []
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._tokens = throttle_rps
+        self._tokens = max(1.0, throttle_rps)
         self._refilled = time.monotonic()
         self._listener = socket.create_server(("127.0.0.1", 0), backlog=256)
         host, port = self._listener.getsockname()[:2]
@@ -221,14 +228,14 @@ class FaultProxy:
     def _take_token(self) -> bool:
         now = time.monotonic()
         rate = self.throttle_rps
-        self._tokens = min(rate, self._tokens + (now - self._refilled) * rate)
+        self._tokens = min(max(1.0, rate), self._tokens + (now - self._refilled) * rate)
         self._refilled = now
         if self._tokens >= 1.0:
             self._tokens -= 1.0
             return True
         return False
 
-    def _record(self, request: _Request, fault: str) -> None:
+    def _record(self, request: _Request, fault: str) -> int:
         with self._lock:
             self.seen.append(
                 Seen(
@@ -242,6 +249,12 @@ class FaultProxy:
                     self._busy,
                 )
             )
+            return len(self.seen) - 1
+
+    def _passed(self, index: int) -> None:
+        """The fault decided for request ``index`` did not apply after all."""
+        with self._lock:
+            self.seen[index] = dataclasses.replace(self.seen[index], fault="")
 
     # -- connections --
 
@@ -272,8 +285,8 @@ class FaultProxy:
                 with self._lock:
                     self._busy += 1
                 try:
-                    self._record(request, fault)
-                    if not self._handle(client, upstream, request, fault, rule):
+                    index = self._record(request, fault)
+                    if not self._handle(client, upstream, request, fault, rule, index):
                         return
                 finally:
                     with self._lock:
@@ -294,6 +307,7 @@ class FaultProxy:
         request: _Request,
         fault: str,
         rule: Rule | None,
+        index: int,
     ) -> bool:
         """Answer one request as its fault says; ``False`` when the connection ends."""
         if fault == THROTTLED:
@@ -311,9 +325,14 @@ class FaultProxy:
             _reset(client)
             return False
         head, body, close = upstream.ask(request)
-        if kind in _BODY_FAULTS and body:
-            self._break_body(client, head, body, kind)
+        if self.delay_s:
+            self._stopping.wait(self.delay_s)
+        cut = len(body) // 2 if rule is None or rule.cut_at is None else rule.cut_at
+        if kind in _BODY_FAULTS and len(body) > cut:
+            self._break_body(client, head, body, kind, cut)
             return False
+        if kind is not None:
+            self._passed(index)  # too short a body to break
         client.sendall(head + body)
         return not close and request.header("connection").lower() != "close"
 
@@ -331,8 +350,9 @@ class FaultProxy:
             upload.close()
             self._forget(upload)
 
-    def _break_body(self, client: socket.socket, head: bytes, body: bytes, kind: Fault) -> None:
-        half = len(body) // 2
+    def _break_body(
+        self, client: socket.socket, head: bytes, body: bytes, kind: Fault, cut: int
+    ) -> None:
         if kind is Fault.TRICKLE:
             client.sendall(head)
             piece, pause = self.trickle
@@ -341,7 +361,7 @@ class FaultProxy:
                 if self._stopping.wait(pause):
                     return
             return
-        client.sendall(head + body[:half])
+        client.sendall(head + body[:cut])
         if kind is Fault.RESET_MID:
             _reset(client)
         elif kind is Fault.STALL:

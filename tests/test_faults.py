@@ -24,7 +24,7 @@ from filespace import Filespace
 from filespace.objects import http, s3
 from filespace.testing import SeaweedS3
 from tests.faultproxy import Fault, FaultProxy, Rule
-from tests.fsfixtures import location_of, new_location, store_config
+from tests.fsfixtures import location_of, s3_block_space, store_config
 
 B = 256 * 1024
 ERRORS = [Fault.S500, Fault.S503, Fault.S429]
@@ -215,18 +215,8 @@ def proxied_blocks(
     engine_name: str, tmp_path: Path, s3_server: SeaweedS3, bucket: str, proxy: FaultProxy
 ) -> Iterator[Filespace]:
     """A filespace whose blocks live in ``bucket`` under ``space/``, reached through the proxy."""
-    with new_location(engine_name, tmp_path) as (location, _):
-        admin = s3_server.admin
-        with filespace.create(
-            location,
-            name="blocks",
-            data=f"s3://{bucket}/space",
-            data_endpoint=proxy.endpoint,
-            data_region=s3_server.region,
-            data_access_key=admin.access_key,
-            data_secret_key=admin.secret_key,
-        ) as space:
-            yield space
+    with s3_block_space(engine_name, tmp_path, s3_server, bucket, proxy.endpoint) as space:
+        yield space
 
 
 BLOCK_PUT = r"^/[^/]+/space/blocks/"

@@ -4,9 +4,8 @@ Every request names the bytes it wants and, when the object's identity is
 known, the ETag it must still have (``If-Match``). Transient failures
 (connection errors and resets, stalls past the read timeout, 429 and 5xx such
 as 503 SlowDown, bodies cut short) are retried with exponential backoff and
-full jitter, within both an attempt count and a time budget; the endpoint's
-``pace`` sets the waits (honouring ``Retry-After``) and, once the server has
-throttled, spaces out every request to it (see ``objects.pace``); what does not
+full jitter, within both an attempt count and a time budget, paced by the
+endpoint's ``objects.pace`` (``Retry-After``, slowing down after a throttle); what does not
 pass is raised as one of the small error classes below, which the readers
 turn into ``OSError`` with the file's path.
 
@@ -128,12 +127,10 @@ def _error_code(body: bytes) -> str:
 class _Transient(Exception):
     """One attempt failed in a way another attempt may not; ``throttle``: asked to slow down."""
 
-    def __init__(
-        self, message: str, *, throttle: bool = False, retry_after: float | None = None
-    ) -> None:
+    def __init__(self, message: str, throttle: bool = False, after: float | None = None) -> None:
         super().__init__(message)
         self.throttle = throttle
-        self.retry_after = retry_after
+        self.retry_after = after
 
 
 def _transient(exc: BaseException) -> _Transient:
@@ -147,7 +144,7 @@ class _Retry:
     def __init__(self) -> None:
         self._failures = 0
         self._since: float | None = None
-        self.pace: paces.Pace | None = None  # the endpoint's, once a URL is known
+        self.pace = paces.Pace()  # the endpoint's, once a URL is known
 
     def attempt(self, url: str) -> None:
         """Note that an attempt at ``url`` starts (the clock runs from the first one)."""
@@ -164,13 +161,12 @@ class _Retry:
     def failed(self, problem: _Transient) -> None:
         """Back off before the next attempt, or raise ``Failed`` if the budget is spent."""
         self._failures += 1
-        pace = self.pace or paces.Pace()
         if problem.throttle:
-            pace.throttled(problem.retry_after)
+            self.pace.throttled(problem.retry_after)
         elapsed = time.monotonic() - (self._since or time.monotonic())
         if self._failures >= _ATTEMPTS or elapsed >= _RETRY_BUDGET_S:
             raise Failed(f"gave up after {self._failures} attempt(s) in {elapsed:.1f} s: {problem}")
-        time.sleep(pace.delay(self._failures, problem.retry_after))
+        time.sleep(self.pace.delay(self._failures, problem.retry_after))
 
 
 def stream_range(
@@ -333,8 +329,7 @@ def _answer(
         except _Transient as exc:
             retry.failed(exc)
             continue
-        if retry.pace is not None:
-            retry.pace.succeeded()
+        retry.pace.succeeded()
         if observe is not None:
             observe(time.monotonic() - sent)
         if response.status == 200:
@@ -439,12 +434,8 @@ def _request(url: str, start: int, end: int, identity: Identity, guard: Guard | 
         raise
     body = finish(response)
     if status in _RETRY_STATUSES:
-        code = _error_code(body)
-        raise _Transient(
-            f"HTTP {status} {code}".strip(),
-            throttle=status in paces.THROTTLE_STATUSES or code in paces.THROTTLE_CODES,
-            retry_after=paces.retry_after(response.headers.get("Retry-After")),
-        )
+        code, after = _error_code(body), paces.retry_after(response.headers.get("Retry-After"))
+        raise _Transient(f"HTTP {status} {code}".strip(), paces.is_throttle(status, code), after)
     if status == 412:
         raise Stale("the object's ETag no longer matches (it was changed or replaced)")
     if status == 404:

@@ -44,8 +44,8 @@ THROTTLE_CODES = frozenset(
     {"SlowDown", "Throttling", "ThrottlingException", "TooManyRequests", "RequestLimitExceeded"}
 )
 
-_STEP = 1.0  # requests/s the allowed rate grows per second of successes, at least
-_GROWTH = 0.1  # ... or this part of itself, for a fast endpoint
+_STEP = 0.5  # requests/s the allowed rate grows per second of successes, at least
+_GROWTH = 0.05  # ... or this part of itself, for a fast endpoint
 _MIN_RATE = 0.5  # requests/s: the slowest the pace ever goes
 _QUIET_S = 30.0  # no throttle for this long: the rate limit is lifted
 _SLOTS = 64  # the resolution of the concurrency share
@@ -125,6 +125,9 @@ class Pace:
             measured = float(sum(1 for at in self._starts if at > now - 1.0))
             current = measured if self._rate is None else min(self._rate, max(measured, 1.0))
             self._rate = max(_MIN_RATE, current / 2)
+            # The next request (the throttled one's retry, often) keeps the new spacing.
+            last = self._starts[-1] if self._starts else now
+            self._next = max(self._next, last + 1.0 / self._rate)
             self._slots = max(1.0, self._slots / 2)
 
     def succeeded(self) -> None:
@@ -149,6 +152,11 @@ class Pace:
             with self._lock:
                 self._busy -= 1
                 self._lock.notify_all()
+
+
+def is_throttle(status: int, code: str) -> bool:
+    """Whether an answer (HTTP status, S3 error code) asks the client to slow down."""
+    return status in THROTTLE_STATUSES or code in THROTTLE_CODES
 
 
 def endpoint_of(url: str) -> str:

@@ -306,7 +306,7 @@ class _PaceHooks:
         http_response, parsed = response
         status = int(http_response.status_code)
         code = str(parsed.get("Error", {}).get("Code", "")) if isinstance(parsed, dict) else ""
-        if status not in paces.THROTTLE_STATUSES and code not in paces.THROTTLE_CODES:
+        if not paces.is_throttle(status, code):
             if status < 500:
                 self._pace.succeeded()
             return None
