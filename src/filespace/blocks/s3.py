@@ -66,7 +66,7 @@ class S3BlockStore(BlockStore):
     @property
     def pace(self) -> paces.Pace:
         """The pace of the data bucket's endpoint (shared with every client of it)."""
-        return paces.of(paces.endpoint_of(self._client.client.meta.endpoint_url))
+        return self._client.pace
 
     @property
     def client(self) -> S3Client:

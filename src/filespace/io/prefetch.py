@@ -18,10 +18,10 @@ every request. One ``Reader`` serves one open handle:
 2. A read that starts where the last one ended is sequential: the readahead
    window doubles (from one block, or the read's size if larger, up to
    ``MAX_WINDOW``) and the blocks up to ``position + want + window`` are
-   requested in GETs of up to ``REQUEST_SIZE``, behind any urgent fetch.
-   While the server throttles, the window is capped at its pace's share of
-   ``MAX_WINDOW`` (``objects.pace``). Any
-   other read resets the window and drops readahead not yet started.
+   requested in GETs of up to ``REQUEST_SIZE``, behind any urgent fetch. Any
+   other read resets the window and drops readahead not yet started. While
+   the server throttles, the window is capped at its pace's share of
+   ``MAX_WINDOW`` (``objects.pace``).
 3. The read then returns everything contiguous that is ready: at least the
    wanted bytes, plus the rest of the last block and any prefetched blocks
    that already arrived.
