@@ -1,19 +1,14 @@
-"""A loopback TCP proxy that makes a local server look far away, or unreliable.
+"""A loopback TCP proxy that makes a local server look far away.
 
 Each connection gets two threads. Every response (the first bytes the server
 sends after the client sent some) is held until ``delay_ms`` after the
 request went through, and each connection is paced to ``rate_mb_s`` megabytes
-per second, roughly a long-haul link to S3. For testing retries:
-``reset_first=N`` resets (TCP RST) the first N connections as soon as their
-request arrives or, with ``cut_after``, closes them (FIN) once that many bytes
-of response went through: a body cut short, every byte sent still arriving;
-``slowdown_first=N`` answers the first N requests ``503 SlowDown`` itself.
-``log`` prints one line per request (method, path and Range), reset and
-SlowDown.
+per second, roughly a long-haul link to S3. ``log`` prints one line per
+request (method, path and Range). Faults (errors, resets, bodies cut short,
+throttling) are ``tests/faultproxy.py``'s job.
 
     python benchmarks/wan_proxy.py --target 127.0.0.1:8333 [--delay-ms 20]
-        [--rate-mb-s 100] [--reset-first 0] [--cut-after 0]
-        [--slowdown-first 0] [--log] [--port 0]
+        [--rate-mb-s 100] [--log] [--port 0]
 
 prints ``listening 127.0.0.1:PORT`` and serves until killed. ``WanProxy`` does
 the same inside a process (``start()``, ``stop()``, ``address``).
@@ -24,7 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import socket
-import struct
 import sys
 import threading
 import time
@@ -32,17 +26,10 @@ from typing import Any
 
 _CHUNK = 256 * 1024
 _PACE_SLICE = 64 * 1024
-_SLOWDOWN = (
-    b"HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: {n}\r\n"
-    b"Connection: close\r\n\r\n"
-)
-_SLOWDOWN_BODY = (
-    b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
-)
 
 
 class WanProxy:
-    """Forwards ``127.0.0.1:port`` to ``target`` with latency, pacing and resets."""
+    """Forwards ``127.0.0.1:port`` to ``target`` with latency and pacing."""
 
     def __init__(
         self,
@@ -50,18 +37,12 @@ class WanProxy:
         *,
         delay_ms: float = 20.0,
         rate_mb_s: float = 100.0,
-        reset_first: int = 0,
-        cut_after: int = 0,
-        slowdown_first: int = 0,
         log: bool = False,
         port: int = 0,
     ) -> None:
         self.target = target
         self.delay = delay_ms / 1000.0
         self.rate = rate_mb_s * 1_000_000 if rate_mb_s > 0 else 0.0
-        self.reset_first = reset_first
-        self.cut_after = cut_after
-        self.slowdown_first = slowdown_first
         self.log = log
         self.connections = 0
         self.requests = 0
@@ -87,15 +68,14 @@ class WanProxy:
                 return
             with self._lock:
                 self.connections += 1
-                reset = self.connections <= self.reset_first
-            threading.Thread(target=self._serve, args=(client, reset), daemon=True).start()
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _say(self, text: str) -> None:
         if self.log:
             print(text, flush=True)
 
-    def _note_request(self, data: bytes) -> bool:
-        """Count (and log) a request; ``True`` if it is to be answered SlowDown."""
+    def _note_request(self, data: bytes) -> None:
+        """Count (and log) a request."""
         with self._lock:
             self.requests += 1
             number = self.requests
@@ -104,36 +84,16 @@ class WanProxy:
             line.split(":", 1)[1].strip() for line in head[1:] if line.lower().startswith("range:")
         ]
         self._say(f"request {number} {head[0].split('?')[0]} range={ranges[0] if ranges else '-'}")
-        return number <= self.slowdown_first
 
-    @staticmethod
-    def _reset(sock: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            # The other thread may be blocked reading this socket, which keeps
-            # it open past close() (no RST would go out, and the client would
-            # wait for its read timeout): wake that read first.
-            sock.shutdown(socket.SHUT_RD)
-        with contextlib.suppress(OSError):
-            sock.close()
-
-    def _serve(self, client: socket.socket, reset: bool) -> None:
+    def _serve(self, client: socket.socket) -> None:
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if reset and not self.cut_after:
-            with contextlib.suppress(OSError):
-                data = client.recv(_CHUNK)
-                if data:
-                    self._note_request(data)
-            self._say("reset")
-            self._reset(client)
-            return
         try:
             server = socket.create_connection(self.target)
         except OSError:
             client.close()
             return
         server.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        state: dict[str, Any] = {"request_at": None, "cut": reset}
+        state: dict[str, Any] = {"request_at": None}
         up = threading.Thread(target=self._upstream, args=(client, server, state), daemon=True)
         up.start()
         self._downstream(server, client, state)
@@ -148,12 +108,7 @@ class WanProxy:
                 if not data:
                     break
                 if state["request_at"] is None:
-                    if self._note_request(data):
-                        self._say("slowdown")
-                        head = _SLOWDOWN.replace(b"{n}", str(len(_SLOWDOWN_BODY)).encode())
-                        client.sendall(head + _SLOWDOWN_BODY)
-                        self._reset(server)
-                        break
+                    self._note_request(data)
                     state["request_at"] = time.monotonic()
                 server.sendall(data)
         except OSError:
@@ -166,7 +121,6 @@ class WanProxy:
         self, server: socket.socket, client: socket.socket, state: dict[str, Any]
     ) -> None:
         clock = time.monotonic()
-        sent = 0
         buffer = bytearray(_CHUNK)
         view = memoryview(buffer)
         try:
@@ -189,12 +143,6 @@ class WanProxy:
                         if ahead > 0:
                             time.sleep(ahead)
                     client.sendall(piece)
-                    sent += len(piece)
-                    if state["cut"] and sent >= self.cut_after:
-                        self._say(f"cut after {sent} bytes")
-                        with contextlib.suppress(OSError):
-                            client.shutdown(socket.SHUT_RDWR)  # (wakes the other thread too)
-                        return
         except OSError:
             pass
         finally:
@@ -209,9 +157,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--delay-ms", type=float, default=20.0)
     parser.add_argument("--rate-mb-s", type=float, default=100.0, help="0: unlimited")
-    parser.add_argument("--reset-first", type=int, default=0)
-    parser.add_argument("--cut-after", type=int, default=0, help="bytes of response first")
-    parser.add_argument("--slowdown-first", type=int, default=0)
     parser.add_argument("--log", action="store_true")
     args = parser.parse_args(argv)
     host, _, port = args.target.rpartition(":")
@@ -219,9 +164,6 @@ def main(argv: list[str] | None = None) -> int:
         (host, int(port)),
         delay_ms=args.delay_ms,
         rate_mb_s=args.rate_mb_s,
-        reset_first=args.reset_first,
-        cut_after=args.cut_after,
-        slowdown_first=args.slowdown_first,
         log=args.log,
         port=args.port,
     ).start()

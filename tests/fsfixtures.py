@@ -152,22 +152,32 @@ def location_of(fsp: filespace.Filespace) -> str:
     return str(Path(url[len("sqlite://") :]).parent) if url.startswith("sqlite://") else url
 
 
+@contextmanager
+def s3_block_space(
+    engine_name: str, tmp_path: Path, server: SeaweedS3, bucket: str, endpoint: str = ""
+) -> Iterator[filespace.Filespace]:
+    """A filespace whose native files live in ``bucket`` under ``space/``, reached at
+    ``endpoint`` (the server's own by default)."""
+    with new_location(engine_name, tmp_path) as (location, _):
+        admin = server.admin
+        with filespace.create(
+            location,
+            name="blocks",
+            data=f"s3://{bucket}/space",
+            data_endpoint=endpoint or server.endpoint,
+            data_region=server.region,
+            data_access_key=admin.access_key,
+            data_secret_key=admin.secret_key,
+        ) as space:
+            yield space
+
+
 @pytest.fixture
 def s3_blocks(
     engine_name: str, tmp_path: Path, s3_server: SeaweedS3, bucket: str
 ) -> Iterator[filespace.Filespace]:
     """A filespace whose native files live in ``bucket``, with ``/native`` written."""
-    with new_location(engine_name, tmp_path) as (location, _):
-        admin = s3_server.admin
-        with filespace.create(
-            location,
-            name="blocks",
-            data=f"s3://{bucket}/space",
-            data_endpoint=s3_server.endpoint,
-            data_region=s3_server.region,
-            data_access_key=admin.access_key,
-            data_secret_key=admin.secret_key,
-        ) as space:
-            space.fs.write_file("/native", b"native bytes")
-            space.sync_all()
-            yield space
+    with s3_block_space(engine_name, tmp_path, s3_server, bucket) as space:
+        space.fs.write_file("/native", b"native bytes")
+        space.sync_all()
+        yield space

@@ -1,6 +1,6 @@
 """External reads when things go wrong: resets, SlowDown, a paused or restarted
 server, short-lived URLs. Faults come from the real server (pause, restart) or
-from ``benchmarks/wan_proxy.py`` run as a loopback proxy process."""
+from ``tests/faultproxy.py`` (every other HTTP fault is in ``test_faults.py``)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,9 @@ import errno
 import os
 import random
 import re
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,100 +23,85 @@ from filespace.io import prefetch
 from filespace.io.prefetch import BLOCK_SIZE, REQUEST_SIZE
 from filespace.testing import SeaweedS3
 from tests import waiting
+from tests.faultproxy import Fault, FaultProxy, Rule, Seen
 from tests.fsfixtures import store_config
 
 B = BLOCK_SIZE
-PROXY = Path(__file__).resolve().parent.parent / "benchmarks" / "wan_proxy.py"
-
-
-class Proxy:
-    """A running ``wan_proxy.py``; ``log()`` stops it and returns what it printed."""
-
-    def __init__(self, server: SeaweedS3, *options: str) -> None:
-        target = server.endpoint.removeprefix("http://")
-        self._proc = subprocess.Popen(
-            [sys.executable, str(PROXY), "--target", target, "--log", *options],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self._proc.stdout is not None
-        self.endpoint = "http://" + self._proc.stdout.readline().split()[1]
-        self._log: list[str] | None = None
-
-    def log(self) -> list[str]:
-        if self._log is None:
-            self._proc.kill()
-            out, _ = self._proc.communicate()
-            self._log = out.splitlines()
-        return self._log
 
 
 @pytest.fixture
 def proxied(
     connected: Filespace, s3_server: SeaweedS3, s3_admin: Any, bucket: str
-) -> Iterator[Callable[..., tuple[Proxy, bytes]]]:
-    """Makes a proxy with the given options, a store ``p`` through it and ``/p.bin``."""
-    proxies: list[Proxy] = []
+) -> Iterator[Callable[..., tuple[FaultProxy, bytes]]]:
+    """Makes a proxy with the given rules, a store ``p`` through it and ``/p.bin``."""
+    proxies: list[FaultProxy] = []
 
-    def make(*options: str, size: int = 4 * B + 99) -> tuple[Proxy, bytes]:
-        proxy = Proxy(s3_server, "--delay-ms", "0", "--rate-mb-s", "0", *options)
+    def make(
+        *rules: Rule, size: int = 4 * B + 99, delay_s: float = 0.0
+    ) -> tuple[FaultProxy, bytes]:
+        proxy = FaultProxy(s3_server.endpoint, rules, delay_s=delay_s).start()
         proxies.append(proxy)
         data = os.urandom(size)
         etag = s3_admin.put_object(Bucket=bucket, Key="p.bin", Body=data)["ETag"].strip('"')
         config = store_config(s3_server, bucket, endpoint=proxy.endpoint)
         connected.connect.add_data_store("p", config)
-        # Size and checksum given: no HeadObject, so every connection is a read's.
+        # Size and checksum given: no HeadObject, so every request is a read's.
         connected.connect.link_file("/p.bin", "p", "p.bin", size=size, checksum=etag)
         return proxy, data
 
     yield make
     for proxy in proxies:
-        proxy.log()
+        proxy.stop()
+
+
+def _span(seen: Seen) -> tuple[int, int]:
+    first, last = seen.range.removeprefix("bytes=").split("-")
+    return int(first), int(last)
 
 
 def test_reset_connections_are_retried(
-    connected: Filespace, proxied: Callable[..., tuple[Proxy, bytes]]
+    connected: Filespace, proxied: Callable[..., tuple[FaultProxy, bytes]]
 ) -> None:
-    proxy, data = proxied("--reset-first", "3")
+    proxy, data = proxied(Rule(Fault.RESET_BEFORE, method="GET", nth={1, 2, 3}))
     assert connected.fs.read_file("/p.bin") == data
-    assert sum(line == "reset" for line in proxy.log()) == 3
+    assert len(proxy.faults(Fault.RESET_BEFORE)) == 3
 
 
 def test_a_body_cut_short_resumes_where_it_stopped(
-    connected: Filespace, proxied: Callable[..., tuple[Proxy, bytes]]
+    connected: Filespace, proxied: Callable[..., tuple[FaultProxy, bytes]]
 ) -> None:
-    proxy, data = proxied("--reset-first", "2", "--cut-after", str(B + 1000), size=12 * B)
+    cut = B + 1000
+    proxy, data = proxied(Rule(Fault.TRUNCATE, method="GET", nth={1, 2}, cut_at=cut), size=12 * B)
     with connected.fs.open("/p.bin", "rb", buffering=0) as raw:
         got = bytearray()
         while chunk := raw.read(12 * B):
             got += chunk
     assert got == data
-    log = proxy.log()
-    # Two connections are set to be cut, but if the first cut comes before the
-    # other fetchers connect, its resume (one block, below the cut point) takes
-    # the second connection and is not cut.
-    assert 1 <= sum(line.startswith("cut after") for line in log) <= 2
-    # The retries asked only for what was missing: no range starts at 0 twice.
-    # (The proxy logs the first request of each connection; a request that
-    # reused a kept-alive connection may be missing from its log, so "at most".)
-    starts = [line.split("range=bytes=")[1].split("-")[0] for line in log if "range=" in line]
-    assert starts.count("0") <= 1
+    # The first two requests are set to be cut, but one no longer than the cut
+    # point passes whole.
+    cuts = proxy.faults(Fault.TRUNCATE)
+    assert 1 <= len(cuts) <= 2
+    asked = [_span(seen) for seen in proxy.requests("GET")]
+    for seen in cuts:
+        first, last = _span(seen)
+        # What arrived in whole blocks was kept: the retry asks for the rest only.
+        assert (first + cut // B * B, last) in asked[seen.number :], (seen, asked)
 
 
 def test_slowdown_is_retried(
-    connected: Filespace, proxied: Callable[..., tuple[Proxy, bytes]]
+    connected: Filespace, proxied: Callable[..., tuple[FaultProxy, bytes]]
 ) -> None:
-    proxy, data = proxied("--slowdown-first", "2")
+    proxy, data = proxied(Rule(Fault.S503, method="GET", nth={1, 2}))
     with connected.fs.open("/p.bin", "rb", buffering=0) as raw:
         raw.seek(7)
         assert raw.read(10) == data[7:17]
-    assert sum(line == "slowdown" for line in proxy.log()) == 2
+    assert len(proxy.faults(Fault.S503)) == 2
 
 
 def test_concurrent_misses_on_a_block_load_it_once(
-    connected: Filespace, proxied: Callable[..., tuple[Proxy, bytes]]
+    connected: Filespace, proxied: Callable[..., tuple[FaultProxy, bytes]]
 ) -> None:
-    proxy, data = proxied("--delay-ms", "200")  # long enough for all to pile up
+    proxy, data = proxied(delay_s=0.2)  # long enough for all to pile up
     start = threading.Barrier(6)
     results: list[bytes] = []
 
@@ -135,7 +117,7 @@ def test_concurrent_misses_on_a_block_load_it_once(
     for thread in threads:
         thread.join()
     assert results == [data[B + 5 : B + 105]] * 6
-    block_gets = [line for line in proxy.log() if f"range=bytes={B}-{2 * B - 1}" in line]
+    block_gets = [seen for seen in proxy.requests("GET") if _span(seen) == (B, 2 * B - 1)]
     assert len(block_gets) == 1
 
 
@@ -213,8 +195,8 @@ def test_reads_outlast_short_lived_urls(
 BIG = REQUEST_SIZE + 16 * B + 77  # above REQUEST_SIZE: eligible for a direct stream
 
 
-def _ranges(proxy: Proxy) -> list[str]:
-    return [line.split("range=")[1] for line in proxy.log() if "range=" in line]
+def _ranges(proxy: FaultProxy) -> list[str]:
+    return [seen.range for seen in proxy.requests("GET")]
 
 
 @pytest.fixture
@@ -224,7 +206,7 @@ def near(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_near_sequential_read_is_one_stream_into_the_callers_buffer(
-    connected: Filespace, proxied: Callable[..., tuple[Proxy, bytes]], near: None
+    connected: Filespace, proxied: Callable[..., tuple[FaultProxy, bytes]], near: None
 ) -> None:
     proxy, data = proxied(size=BIG)
     got = bytearray()
@@ -243,17 +225,17 @@ def test_near_sequential_read_is_one_stream_into_the_callers_buffer(
 
 
 def test_a_direct_stream_cut_short_resumes_where_it_stopped(
-    connected: Filespace, proxied: Callable[..., tuple[Proxy, bytes]], near: None
+    connected: Filespace, proxied: Callable[..., tuple[FaultProxy, bytes]], near: None
 ) -> None:
-    # Every connection is cut after about 0.75 MiB: the stream goes on over
-    # many connections, each request starting where the last one stopped.
-    proxy, data = proxied("--reset-first", "1000", "--cut-after", str(3 * B + 500), size=BIG)
+    # Every answer is cut after about 0.75 MiB: the stream goes on over many
+    # requests, each starting where the last one stopped.
+    proxy, data = proxied(Rule(Fault.TRUNCATE, method="GET", cut_at=3 * B + 500), size=BIG)
     got = bytearray()
     with connected.fs.open("/p.bin", "rb") as handle:
         while chunk := handle.read(2 * B + 1):
             got += chunk
     assert got == data
-    assert sum(line.startswith("cut after") for line in proxy.log()) >= 2
+    assert len(proxy.faults(Fault.TRUNCATE)) >= 2
     stream = [r for r in _ranges(proxy) if r.endswith(f"-{BIG - 1}")]
     starts = [int(r.split("=")[1].split("-")[0]) for r in stream]
     # Never backwards (a cut before a whole piece arrived asks again from the same place).
@@ -262,7 +244,7 @@ def test_a_direct_stream_cut_short_resumes_where_it_stopped(
 
 @pytest.fixture
 def replaced_later(
-    proxied: Callable[..., tuple[Proxy, bytes]], s3_admin: Any, bucket: str, near: None
+    proxied: Callable[..., tuple[FaultProxy, bytes]], s3_admin: Any, bucket: str, near: None
 ) -> tuple[bytes, Callable[[], None]]:
     """A BIG ``/p.bin`` from a near server, and a function that replaces the object."""
     _, data = proxied(size=BIG)

@@ -22,7 +22,10 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from filespace.objects.pace import Pace
 
 
 def new_block_key() -> str:
@@ -69,6 +72,11 @@ class BlockStore(ABC):
     url: str
     put_concurrency = 1  # blocks ``put_many`` writes at once
     remote = False  # reads cost a round trip: readers fetch whole blocks and read ahead
+
+    @property
+    def pace(self) -> Pace | None:
+        """The pace of the server behind the store (``objects.pace``), if it has one."""
+        return None
 
     @abstractmethod
     def put(self, key: str, data: bytes | bytearray | memoryview) -> None:

@@ -48,6 +48,7 @@ from filespace.io.streams import PositionedRaw
 from filespace.meta.engine import Engine, NoSuchEntry
 from filespace.meta.records import BlockRecord
 from filespace.objects import http
+from filespace.objects.pace import Pace
 from filespace.paths import MAX_FILE_SIZE
 
 _DIRTY_LIMIT = 64 * 1024 * 1024
@@ -89,14 +90,29 @@ class StoredBlocks:
         deliver: Callable[[int, memoryview], None],
         batch: int = 1,
     ) -> None:
-        """Deliver the blocks under ``[start, end)``, one whole block per call."""
+        """Deliver the blocks under ``[start, end)``, one whole block per call.
+
+        A block that cannot be read is an ``OSError`` naming the file's path
+        (the store's own message, naming the block, kept).
+        """
         for index in range(start // self._block, -(-min(end, self.size) // self._block)):
             length = min(self._block, self.size - index * self._block)
             key = self._keys.get(index)
-            data = self._store.get(key) if key is not None else b""
+            try:
+                data = self._store.get(key) if key is not None else b""
+            except OSError as exc:
+                detail = exc.strerror or str(exc)
+                if exc.filename and str(exc.filename) not in detail:
+                    detail = f"{detail} ({exc.filename})"
+                raise OSError(exc.errno, detail, self.path) from None
             if len(data) != length:
                 data = data[:length] + bytes(max(0, length - len(data)))
             deliver(index * self._block, memoryview(data))
+
+    @property
+    def pace(self) -> Pace | None:
+        """The block store's pace: readahead shrinks while it throttles."""
+        return self._store.pace
 
     def open_stream(self, start: int, end: int) -> http.RangeStream:
         """Not used: ``latency`` is never near (see ``Reader``)."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from filespace.blocks.base import BlockStamp, BlockStore, check_block_key
+from filespace.objects import pace as paces
 from filespace.objects.s3 import S3AccessError, S3Client, S3Target
 
 OWNER_OBJECT = "filespace-id"
@@ -61,6 +62,11 @@ class S3BlockStore(BlockStore):
 
     def __repr__(self) -> str:
         return f"S3BlockStore({self.url!r}, endpoint={self._client.target.endpoint!r})"
+
+    @property
+    def pace(self) -> paces.Pace:
+        """The pace of the data bucket's endpoint (shared with every client of it)."""
+        return self._client.pace
 
     @property
     def client(self) -> S3Client:

@@ -2,7 +2,8 @@
 
 Items are checked at the boundary; a bad one becomes a ``LinkFailure`` and the
 rest go on. Objects given without size and checksum are looked up with
-HeadObject, ``HEAD_WORKERS`` at a time. Links are then written in batches of
+HeadObject, ``HEAD_WORKERS`` at a time (fewer while the server throttles:
+its pace's share, ``objects.pace``). Links are then written in batches of
 ``BATCH_SIZE``: each batch is one engine transaction (all or nothing) that
 inserts its rows set-wise and bumps the counters once. Parent directories are
 resolved once per call, following symbolic links as ``link_file`` does, so a
@@ -262,9 +263,12 @@ def _learn_sizes(
     """Fill in size and ETag by HeadObject where they were not given."""
     unknown = [entry for entry in parsed if entry[4] is None]
 
+    pace = client.pace
+
     def head(key: str) -> tuple[int, str] | str:
         try:
-            found = head_object(client, key)
+            with pace.slot(HEAD_WORKERS):
+                found = head_object(client, key)
         except ObjectNotFoundError:
             return "object not found"
         except (DataStoreError, ValueError) as exc:  # ValueError: over 5 TiB

@@ -43,6 +43,7 @@ from filespace.io.prefetch import BLOCK_SIZE, Reader
 from filespace.io.streams import DEFAULT_BUFFER, Mode, PositionedRaw, wrap
 from filespace.meta.records import LinkRecord
 from filespace.objects import http
+from filespace.objects import pace as paces
 from filespace.objects.guard import Guard
 from filespace.redaction import without_query
 
@@ -140,6 +141,12 @@ class ExternalObject:
             batch,
             self._guard,
         )
+
+    @property
+    def pace(self) -> paces.Pace | None:
+        """The pace of the server the URLs point at, once one was asked for."""
+        cached = self._url
+        return paces.for_url(cached[0]) if cached is not None else None
 
     def open_stream(self, start: int, end: int) -> http.RangeStream:
         """A pull-style stream of ``[start, end)`` (see ``http.RangeStream``)."""

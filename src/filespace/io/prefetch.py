@@ -19,7 +19,9 @@ every request. One ``Reader`` serves one open handle:
    window doubles (from one block, or the read's size if larger, up to
    ``MAX_WINDOW``) and the blocks up to ``position + want + window`` are
    requested in GETs of up to ``REQUEST_SIZE``, behind any urgent fetch. Any
-   other read resets the window and drops readahead not yet started.
+   other read resets the window and drops readahead not yet started. While
+   the server throttles, the window is capped at its pace's share of
+   ``MAX_WINDOW`` (``objects.pace``).
 3. The read then returns everything contiguous that is ready: at least the
    wanted bytes, plus the rest of the last block and any prefetched blocks
    that already arrived.
@@ -292,7 +294,7 @@ class Reader:
     def _adapt(self, position: int, first: int, needed: int, want: int) -> None:
         """Grow the window on sequential reads; reset it and drop readahead on others."""
         if position == self._next:
-            self._window = min(MAX_WINDOW, max(2 * self._window, want, self._block))
+            self._window = min(self._max_window(), max(2 * self._window, want, self._block))
             if self._stream_to_disk is None and self._size > REQUEST_SIZE:
                 # (Small objects are cached whole anyway: no marker needed.)
                 self._stream_to_disk = self._answers.check and self._cache.streamed_before(
@@ -307,6 +309,13 @@ class Reader:
             del self._ahead[index]
             self._mine.discard(index)
         self._requested = 0
+
+    def _max_window(self) -> int:
+        """``MAX_WINDOW``, or the server's pace's share of it while it throttles."""
+        pace = self._source.pace
+        if pace is None:
+            return MAX_WINDOW
+        return max(self._block, pace.limit(MAX_WINDOW // self._block) * self._block)
 
     def _read_ahead(self, start_block: int, end: int) -> None:
         """Ask for blocks up to byte ``end`` beyond those already asked for."""

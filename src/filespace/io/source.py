@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from filespace.objects import http
+from filespace.objects.pace import Pace
 
 
 class BlockSource(Protocol):
@@ -20,6 +21,10 @@ class BlockSource(Protocol):
     path: str
     size: int
     latency: float | None  # time to first byte seen so far, if any
+
+    @property
+    def pace(self) -> Pace | None:
+        """The server's pace (``objects.pace``): readahead shrinks while it throttles."""
 
     def stream(
         self,

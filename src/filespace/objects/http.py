@@ -4,7 +4,8 @@ Every request names the bytes it wants and, when the object's identity is
 known, the ETag it must still have (``If-Match``). Transient failures
 (connection errors and resets, stalls past the read timeout, 429 and 5xx such
 as 503 SlowDown, bodies cut short) are retried with exponential backoff and
-full jitter, within both an attempt count and a time budget; what does not
+full jitter, within both an attempt count and a time budget, paced by the
+endpoint's ``objects.pace`` (``Retry-After``, slowing down after a throttle); what does not
 pass is raised as one of the small error classes below, which the readers
 turn into ``OSError`` with the file's path.
 
@@ -22,7 +23,6 @@ Redirects are never followed.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from filespace import runtime
 from filespace.objects import guard as guards
+from filespace.objects import pace as paces
 from filespace.objects.guard import Guard
 from filespace.redaction import without_query
 
@@ -38,8 +39,6 @@ if TYPE_CHECKING:
 
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _ATTEMPTS = 6
-_BASE_DELAY_S = 0.1
-_MAX_DELAY_S = 3.0
 # A lasting failure surfaces within about this long after the first one (plus
 # the attempt under way): long enough to ride out a server restart or a burst
 # of SlowDown, short enough that a dead endpoint is reported, not waited on.
@@ -126,7 +125,12 @@ def _error_code(body: bytes) -> str:
 
 
 class _Transient(Exception):
-    """One attempt failed in a way another attempt may not."""
+    """One attempt failed in a way another attempt may not; ``throttle``: asked to slow down."""
+
+    def __init__(self, message: str, throttle: bool = False, after: float | None = None) -> None:
+        super().__init__(message)
+        self.throttle = throttle
+        self.retry_after = after
 
 
 def _transient(exc: BaseException) -> _Transient:
@@ -140,24 +144,29 @@ class _Retry:
     def __init__(self) -> None:
         self._failures = 0
         self._since: float | None = None
+        self.pace = paces.Pace()  # the endpoint's, once a URL is known
 
-    def attempt(self) -> None:
-        """Note that an attempt starts (the clock runs from the first one)."""
+    def attempt(self, url: str) -> None:
+        """Note that an attempt at ``url`` starts (the clock runs from the first one)."""
         if self._since is None:
             self._since = time.monotonic()
+        self.pace = paces.for_url(url)
+        self.pace.wait()
 
     def progressed(self) -> None:
         """Bytes arrived: the budget starts over."""
         self._failures = 0
         self._since = None
 
-    def failed(self, problem: str) -> None:
+    def failed(self, problem: _Transient) -> None:
         """Back off before the next attempt, or raise ``Failed`` if the budget is spent."""
         self._failures += 1
+        if problem.throttle:
+            self.pace.throttled(problem.retry_after)
         elapsed = time.monotonic() - (self._since or time.monotonic())
         if self._failures >= _ATTEMPTS or elapsed >= _RETRY_BUDGET_S:
             raise Failed(f"gave up after {self._failures} attempt(s) in {elapsed:.1f} s: {problem}")
-        time.sleep(random.uniform(0, min(_MAX_DELAY_S, _BASE_DELAY_S * 2**self._failures)))
+        time.sleep(self.pace.delay(self._failures, problem.retry_after))
 
 
 def stream_range(
@@ -208,7 +217,7 @@ def stream_range(
                 retry.progressed()
             complete = response.status == 206
         except _Transient as exc:
-            retry.failed(str(exc))
+            retry.failed(exc)
         finally:
             if complete:
                 response.release_conn()
@@ -259,7 +268,7 @@ class RangeStream:
                 count = _read_into(self._response, target[done:want])
             except _Transient as exc:
                 self._drop()
-                self._retry.failed(str(exc))
+                self._retry.failed(exc)
                 continue
             done += count
             self.position += count
@@ -307,18 +316,20 @@ def _answer(
     """
     fresh = False
     while True:
-        retry.attempt()
+        url = urls(fresh)
+        retry.attempt(url)
         sent = time.monotonic()
         try:
-            response = _request(urls(fresh), position, end, identity, guard)
+            response = _request(url, position, end, identity, guard)
         except Expired:
             if fresh:
                 raise  # even a freshly signed URL is refused: don't loop
             fresh = True
             continue
         except _Transient as exc:
-            retry.failed(str(exc))
+            retry.failed(exc)
             continue
+        retry.pace.succeeded()
         if observe is not None:
             observe(time.monotonic() - sent)
         if response.status == 200:
@@ -326,7 +337,7 @@ def _answer(
                 _discard(response, position)
             except _Transient as exc:
                 response.close()
-                retry.failed(str(exc))
+                retry.failed(exc)
                 continue
         return response
 
@@ -423,7 +434,8 @@ def _request(url: str, start: int, end: int, identity: Identity, guard: Guard | 
         raise
     body = finish(response)
     if status in _RETRY_STATUSES:
-        raise _Transient(f"HTTP {status} {_error_code(body)}".strip())
+        code, after = _error_code(body), paces.retry_after(response.headers.get("Retry-After"))
+        raise _Transient(f"HTTP {status} {code}".strip(), paces.is_throttle(status, code), after)
     if status == 412:
         raise Stale("the object's ETag no longer matches (it was changed or replaced)")
     if status == 404:

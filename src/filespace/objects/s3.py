@@ -3,20 +3,33 @@
 Connect, the readers and the S3 block store all come here; nothing else
 imports botocore. botocore is imported lazily (``import filespace`` stays
 fast) and one botocore client is built per set of credentials and reused.
+
+Retries are botocore's (standard mode); throttling answers (``503 SlowDown``,
+``429``) are timed by the endpoint's ``pace`` instead: its hooks in
+botocore's events space out requests after a throttle (``before-send``),
+learn from every answer, and give the wait before a throttled request is
+sent again, honouring ``Retry-After`` (``needs-retry``), for up to
+``THROTTLE_ATTEMPTS`` attempts.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from filespace import runtime
+from filespace.objects import pace as paces
 
 _CONNECT_TIMEOUT_S = 5.0
 _READ_TIMEOUT_S = 30.0
+_ATTEMPTS = 3
+"""Attempts of a request (botocore's standard retries) and of reading its body."""
+THROTTLE_ATTEMPTS = 10
+"""Attempts of one request the server keeps throttling (others: ``_ATTEMPTS``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,11 +238,11 @@ class S3Client:
             s3={"addressing_style": "virtual" if self.target.virtual_addressing else "path"},
             connect_timeout=_CONNECT_TIMEOUT_S,
             read_timeout=_READ_TIMEOUT_S,
-            retries={"max_attempts": 3, "mode": "standard"},
+            retries={"max_attempts": _ATTEMPTS, "mode": "standard"},
             max_pool_connections=32,
             proxies={},  # not None: botocore would take HTTP(S)_PROXY from the environment
         )
-        return session.create_client(
+        client = session.create_client(
             "s3",
             region_name=self.target.region or "us-east-1",
             endpoint_url=self.target.endpoint or None,
@@ -237,6 +250,13 @@ class S3Client:
             aws_secret_access_key=self._secret_key,
             config=config,
         )
+        _PaceHooks(paces.of(paces.endpoint_of(client.meta.endpoint_url))).register(client)
+        return client
+
+    @property
+    def pace(self) -> paces.Pace:
+        """The pace of this client's endpoint (shared by every client of it)."""
+        return paces.of(paces.endpoint_of(self.client.meta.endpoint_url))
 
     def presign_get(self, key: str, expires_s: int) -> str:
         """A presigned GET URL for ``key`` valid for ``expires_s`` seconds.
@@ -300,18 +320,38 @@ class S3Client:
             self.client.put_object(Bucket=self.target.bucket, Key=key, Body=bytes(data))
 
     def get(self, key: str, start: int = 0, end: int | None = None) -> bytes:
-        """Bytes ``[start, end)`` of an object (``end`` None: to its end)."""
+        """Bytes ``[start, end)`` of an object (``end`` None: to its end).
+
+        botocore retries a request until its answer's headers arrive; a body
+        that then breaks off, stalls past the read timeout or ends short of
+        its ``Content-Length`` (which botocore checks) is asked for again
+        here, as often as botocore would have retried the request.
+        """
+        from botocore.exceptions import (
+            IncompleteReadError,
+            ReadTimeoutError,
+            ResponseStreamingError,
+        )
+
         options: dict[str, Any] = {"Bucket": self.target.bucket, "Key": key}
         if start or end is not None:
             last = "" if end is None else str(end - 1)
             options["Range"] = f"bytes={start}-{last}"
-        with _mapped_errors(f"s3://{self.target.bucket}/{key}"):
-            body = self.client.get_object(**options)["Body"]
-            try:
-                data: bytes = body.read()
-            finally:
-                body.close()
-        return data
+        attempt = 0
+        while True:
+            attempt += 1
+            with _mapped_errors(f"s3://{self.target.bucket}/{key}"):
+                body = self.client.get_object(**options)["Body"]
+                try:
+                    data: bytes = body.read()
+                except (IncompleteReadError, ReadTimeoutError, ResponseStreamingError):
+                    if attempt >= _ATTEMPTS:
+                        raise
+                    time.sleep(self.pace.delay(attempt))
+                    continue
+                finally:
+                    body.close()
+            return data
 
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):
@@ -320,6 +360,41 @@ class S3Client:
                 self.client.delete_objects(
                     Bucket=self.target.bucket, Delete={"Objects": batch, "Quiet": True}
                 )
+
+
+class _PaceHooks:
+    """Connects one botocore client to its endpoint's ``Pace``."""
+
+    def __init__(self, pace: paces.Pace) -> None:
+        self._pace = pace
+
+    def register(self, client: Any) -> None:
+        events = client.meta.events
+        events.register("before-send.s3", self._before_send, unique_id="filespace-pace-send")
+        # First: botocore's own handler would time a throttled retry itself.
+        events.register_first("needs-retry.s3", self._needs_retry, unique_id="filespace-pace")
+
+    def _before_send(self, **_: Any) -> None:
+        self._pace.wait()
+
+    def _needs_retry(
+        self, response: Any = None, attempts: int = 1, caught_exception: Any = None, **_: Any
+    ) -> float | None:
+        """The wait before a throttled request goes again; ``None`` leaves it to botocore."""
+        if caught_exception is not None or response is None:
+            return None
+        http_response, parsed = response
+        status = int(http_response.status_code)
+        code = str(parsed.get("Error", {}).get("Code", "")) if isinstance(parsed, dict) else ""
+        if not paces.is_throttle(status, code):
+            if status < 500:
+                self._pace.succeeded()
+            return None
+        after = paces.retry_after(http_response.headers.get("Retry-After"))
+        self._pace.throttled(after)
+        if attempts >= THROTTLE_ATTEMPTS:
+            return None
+        return self._pace.delay(attempts, after)
 
 
 def _isolated_session() -> Any:
