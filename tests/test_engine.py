@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -158,7 +159,7 @@ def test_counter_rows_stay_one_per_shard(engine: Engine) -> None:
             link=NewLink(size=1, checksum="e", data_store_id=store.id, object_key=f"k{index}"),
         )
 
-    def rows(tx: Tx) -> list[object]:
+    def rows(tx: Tx) -> list[Any]:
         return [
             tx.one("SELECT COUNT(*), COUNT(DISTINCT shard) FROM counters"),
             tx.one("SELECT COUNT(*), COUNT(DISTINCT shard) FROM store_counters"),
