@@ -215,7 +215,7 @@ def test_the_time_to_first_byte_is_observed_for_each_answer(server: Server) -> N
     http.stream_range(
         lambda _fresh: server.url("/ranged"), 0, 8, Identity(), 8, lambda *_: None, seen.append
     )
-    stream = http.RangeStream(lambda _fresh: server.url("/ranged"), 0, 8, Identity(), seen.append)
+    stream = http.RangeStream(lambda _fresh: server.url("/ranged"), 2, 10, Identity(), seen.append)
     assert stream.readinto(memoryview(bytearray(64))) == 8  # (no more than the range)
     took = time.monotonic() - started
     assert len(seen) == 2 and all(0 <= seconds <= took for seconds in seen)
@@ -272,6 +272,15 @@ def test_a_lasting_failure_gives_up_after_six_attempts(
     ):
         http.get_range(server.url(path), start, 16, Identity())
     assert len(server.asked(path)) == 6
+
+
+@pytest.mark.usefixtures("no_backoff")
+def test_a_pulled_stream_gives_up_after_six_attempts(server: Server) -> None:
+    stream = http.RangeStream(lambda _fresh: server.url("/cut-always"), 5, 6, Identity())
+    problem = r"^gave up after 6 attempt\(s\) in \d+\.\d s: the connection closed early$"
+    with pytest.raises(http.Failed, match=problem):
+        stream.readinto(memoryview(bytearray(1)))  # each answer breaks off before its byte
+    assert server.asked("/cut-always") == ["bytes=5-5"] * 6
 
 
 @pytest.mark.usefixtures("no_backoff")
