@@ -1,0 +1,168 @@
+"""The block cache's own bookkeeping (``io.cache.BlockCache``), without a server.
+
+Memory bound and recency, failed loads, confirmations and their clock,
+streams seen before, a disk that keeps refusing writes, a forked child. The
+tiers with a real object behind them are in ``tests/test_cache.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from filespace.io import cache as cache_module
+from filespace.io.cache import BlockCache, namespace
+
+NS = namespace("store:1:key", "etag", 1000, 100)
+OTHER = namespace("store:1:other", "etag", 1000, 100)
+
+
+def data(index: int, length: int = 100) -> memoryview:
+    return memoryview(bytes([index]) * length)
+
+
+def mine(cache: BlockCache, index: int, ns: str = NS) -> bool:
+    """Whether a claim of block ``index`` makes the caller load it (it is not in memory)."""
+    ((_, load),) = cache.claim([(ns, index)])
+    if load:
+        cache.abandon((ns, index))
+    return load
+
+
+def fill(cache: BlockCache, index: int, length: int = 100) -> None:
+    cache.claim([(NS, index)])
+    cache.fill((NS, index), data(index, length))
+
+
+def test_the_memory_tier_keeps_the_most_recently_used_bytes() -> None:
+    cache = BlockCache(None, 0, memory=300)
+    assert cache.capacity == 300 and cache.disk is None
+    for index in range(3):
+        fill(cache, index)
+    assert not mine(cache, 0)  # a hit: now the most recent
+    fill(cache, 3)
+    assert mine(cache, 1) and not mine(cache, 0) and not mine(cache, 2) and not mine(cache, 3)
+    fill(cache, 2, 50)  # filled again, smaller: the bytes counted are the new ones
+    fill(cache, 4, 150)  # 50 + 150 + 100 (block 3 or 0) fit; the oldest goes
+    assert [mine(cache, index) for index in (0, 2, 3, 4)] == [True, False, False, False]
+    fill(cache, 5, 301)  # bigger than the whole tier: not kept
+    assert mine(cache, 5) and not mine(cache, 4)
+    cache.clear_memory()
+    assert all(mine(cache, index) for index in range(6))
+
+
+def test_a_failed_load_reaches_every_reader_and_can_be_tried_again() -> None:
+    cache = BlockCache(None, 0)
+    ((first, load),) = cache.claim([(NS, 1)])
+    ((second, waits),) = cache.claim([(NS, 1)])
+    assert load and not waits
+    problem = OSError("gone")
+    cache.fail((NS, 1), problem)
+    for future in (first, second):
+        with pytest.raises(OSError, match=r"^gone$"):
+            future.result(0)
+    assert mine(cache, 1)
+    cache.fail((NS, 2), problem)  # never claimed: nothing to tell
+
+
+def test_confirmations_are_kept_newest_first_and_distrusted_from_the_future(
+    tmp_path: Path,
+) -> None:
+    cache = BlockCache(tmp_path, 10_000)
+    now = time.time()
+    assert not cache.confirmed_within(NS, 60)
+    cache.confirmed(NS, now - 10)
+    cache.confirmed(NS, now - 100)  # older: does not replace it
+    assert cache.confirmed_within(NS, 60) and not cache.confirmed_within(NS, 5)
+    assert not cache.confirmed_within(OTHER, 60)
+    cache.confirmed(OTHER, now + 120)  # the clock moved back since: trust nothing
+    assert not cache.confirmed_within(OTHER, 600)
+    assert cache.flush(10)
+    # Another process sharing the directory sees the stamps.
+    later = BlockCache(tmp_path, 10_000)
+    assert later.confirmed_within(NS, 60) and not later.confirmed_within(NS, 5)
+    assert not BlockCache(None, 0).confirmed_within(NS, 60)
+
+
+def test_a_newer_stamp_from_another_process_is_believed(tmp_path: Path) -> None:
+    now = time.time()
+    ours = BlockCache(tmp_path, 10_000)
+    ours.confirmed(NS, now - 100)
+    theirs = BlockCache(tmp_path, 10_000)
+    theirs.confirmed(NS, now - 1)
+    assert theirs.flush(10)
+    assert ours.confirmed_within(NS, 10)
+
+
+def test_streams_seen_before_are_remembered_here_and_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = BlockCache(tmp_path, 10_000)
+    assert not cache.streamed_before(NS)
+    assert cache.streamed_before(NS)
+    assert BlockCache(tmp_path, 10_000).streamed_before(NS)  # another process
+    monkeypatch.setattr(cache_module, "_STREAMS_REMEMBERED", 2)
+    memory = BlockCache(None, 0)
+    for ns in (NS, OTHER, namespace("a", "b", 1, 1)):
+        assert not memory.streamed_before(ns)
+    assert memory.streamed_before(namespace("a", "b", 1, 1))
+    assert not memory.streamed_before(NS)  # the oldest was forgotten
+
+
+def test_a_disk_that_keeps_refusing_writes_is_given_up(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = BlockCache(tmp_path / "blocks", 10_000)
+    assert cache.disk is not None and cache.capacity == 10_000
+    (tmp_path / "blocks").mkdir(exist_ok=True)
+    (tmp_path / "blocks" / NS[:2]).write_bytes(b"")  # a file where its folder goes
+    with caplog.at_level(logging.WARNING, logger="filespace.io.cachedir"):
+        for index in range(2):
+            fill(cache, index)
+            assert cache.flush(10)
+        assert cache.disk is not None  # two refusals: still trying
+        fill(cache, 2)
+        assert cache.flush(10)
+    assert cache.disk is None and cache.capacity == cache_module.DEFAULT_MEMORY
+    assert "the disk cache stopped" in caplog.text
+    fill(cache, 3)  # from memory from now on
+    assert not mine(cache, 3) and cache.read_disk((NS, 3), 100) is None
+
+
+def test_a_write_that_lands_resets_the_count_of_refusals(tmp_path: Path) -> None:
+    cache = BlockCache(tmp_path / "blocks", 10_000)
+    blocked = tmp_path / "blocks" / NS[:2]
+    blocked.parent.mkdir(exist_ok=True)
+    for round_ in range(3):
+        shutil.rmtree(blocked, ignore_errors=True)  # (the last round's block)
+        blocked.write_bytes(b"")
+        for index in range(2):
+            fill(cache, 10 * round_ + index)
+            assert cache.flush(10)
+        blocked.unlink()
+        fill(cache, 10 * round_ + 5)
+        assert cache.flush(10)
+    assert cache.disk is not None and cache.on_disk((NS, 25), 100)
+
+
+def _claim_in_child(cache: BlockCache, queue: multiprocessing.Queue[bool]) -> None:
+    ((_, load),) = cache.claim([(NS, 1)])
+    queue.put(load)
+
+
+def test_a_forked_child_loads_what_its_parent_was_loading(tmp_path: Path) -> None:
+    cache = BlockCache(tmp_path, 10_000)
+    cache.claim([(NS, 1)])  # the parent's load under way: no thread of it in the child
+    context = multiprocessing.get_context("fork")
+    queue: multiprocessing.Queue[bool] = context.Queue()
+    child = context.Process(target=_claim_in_child, args=(cache, queue))
+    child.start()
+    assert queue.get(timeout=30) is True
+    child.join(30)
+    assert child.exitcode == 0
+    cache.abandon((NS, 1))
