@@ -123,6 +123,14 @@ def test_a_pulled_stream_resumes_too(server: Server) -> None:
     stream.close()
 
 
+def test_a_pulled_stream_read_in_parts_is_one_request(server: Server) -> None:
+    stream = http.RangeStream(lambda _fresh: server.url("/ranged"), 0, 28, Identity())
+    first, second = bytearray(10), bytearray(18)
+    assert stream.readinto(memoryview(first)) == 10 and stream.readinto(memoryview(second)) == 18
+    assert bytes(first + second) == BODY[:28]
+    assert stream.requests == 1 and server.asked("/ranged") == ["bytes=0-27"]
+
+
 def test_finish_reads_a_small_answer_and_closes_a_long_one(server: Server) -> None:
     small = http.send(server.url("/418"), {}, None)
     assert http.finish(small) == ERROR % (b"Teapot", b"short and stout")
