@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 BODY = bytes(range(48, 48 + 40))  # 40 printable bytes
 SIZE = len(BODY)
 GZIP = gzip.compress(BODY * 4, mtime=0)
+LARGE = bytes(range(256)) * 2100  # a little over two 256 KiB blocks (a newline at 10)
 
 Answer = Callable[[BaseHTTPRequestHandler, int, int, int], tuple[int, bytes, dict[str, str]]]
 """(handler, first, last, request number) -> (status, body, headers)."""
@@ -145,7 +146,16 @@ def _no_length_short(h: BaseHTTPRequestHandler, _first: int, _last: int, _n: int
     h.close_connection = True
 
 
+def _large(h: BaseHTTPRequestHandler, first: int, last: int, _n: int) -> None:
+    headers = {"Content-Range": f"bytes {first}-{last}/{len(LARGE)}"}
+    _send(h, 206, LARGE[first : last + 1], headers, last + 1 - first)
+
+
+OBJECTS = {"/gzip": GZIP, "/gzip-whole": GZIP, "/large": LARGE}
+"""The paths whose object is not ``BODY``."""
+
 SPECIAL: dict[str, Special] = {
+    "/large": _large,
     "/cut-always": _cut_always,
     "/no-length-short": _no_length_short,
     "/cut": _cut,
@@ -189,7 +199,7 @@ class Server:
                 first, last = 0, SIZE - 1
                 if wanted.startswith("bytes="):
                     first, last = (int(n) for n in wanted[6:].split("-"))
-                    last = min(last, (len(GZIP) if "gzip" in self.path else SIZE) - 1)
+                    last = min(last, len(OBJECTS.get(self.path, BODY)) - 1)
                 count = sum(1 for request in server.requests if request.path == self.path)
                 if self.path in SPECIAL:
                     SPECIAL[self.path](self, first, last, count)

@@ -16,13 +16,14 @@ import pytest
 
 import filespace
 from filespace.io import cache, external
+from filespace.io.cache import BlockCache
 from filespace.io.external import ExternalObject, ExternalRawFile, open_stream
 from filespace.io.prefetch import BLOCK_SIZE
 from filespace.io.streams import parse_mode
 from filespace.meta.records import LinkRecord
 from filespace.objects import http
 from filespace.objects.http import Identity
-from tests.loopback import BODY, SIZE, Server
+from tests.loopback import BODY, LARGE, SIZE, Server
 
 
 @pytest.fixture
@@ -217,6 +218,30 @@ def test_a_raw_file_reads_and_refuses_writes(server: Server) -> None:
         raw.readinto(target)
 
 
+def test_a_read_without_a_size_fetches_the_block_under_the_position(server: Server) -> None:
+    url = server.url("/large")
+    source = ExternalObject("/f", len(LARGE), Identity(), lambda _fresh: url)
+    with open_stream(ExternalRawFile(source), parse_mode("rb")) as handle:
+        assert handle.readline() == LARGE[:11]  # not the megabyte its buffer could hold
+    assert server.asked("/large") == [f"bytes=0-{BLOCK_SIZE - 1}"]
+
+
+def test_a_buffered_handle_confirms_its_first_read_only(server: Server) -> None:
+    memory = BlockCache(None, 0)
+    ns = cache.namespace("url:x", "etag", SIZE, BLOCK_SIZE)
+    for buffered, requests in ((True, 1), (False, 2)):
+        raw = ExternalRawFile(_object(server), cache=memory, namespace=ns)
+        if buffered:
+            raw.buffered()
+        for _ in range(2):
+            raw.seek(0)
+            target = bytearray(4)
+            assert raw.readinto(target) == 4 and target == BODY[:4]
+        assert len(server.asked("/ranged")) == requests
+        server.requests.clear()
+        memory.clear_memory()
+
+
 def test_open_stream_buffers_and_decodes_as_open_does(server: Server) -> None:
     text = open_stream(ExternalRawFile(_object(server)), parse_mode("r"), encoding="ascii")
     assert isinstance(text, io.TextIOWrapper) and text.read(5) == BODY[:5].decode()
@@ -224,7 +249,11 @@ def test_open_stream_buffers_and_decodes_as_open_does(server: Server) -> None:
     binary = open_stream(ExternalRawFile(_object(server)), parse_mode("rb"))
     assert isinstance(binary, external.ExternalBufferedReader)
     binary.seek(10)
-    assert binary.read(3) == BODY[10:13] and binary.read() == BODY[13:]
+    assert binary.read(3) == BODY[10:13]
+    binary.seek(0)  # (the buffer is dropped: the next read goes down without a size)
+    assert binary.readline() == BODY
+    binary.seek(10)
+    assert binary.read() == BODY[10:]
     binary.seek(2)
     target = bytearray(4)
     assert binary.readinto(target) == 4 and target == BODY[2:6]
