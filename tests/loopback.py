@@ -204,7 +204,7 @@ class Server:
                 if self.path in SPECIAL:
                     SPECIAL[self.path](self, first, last, count)
                     return
-                answer = ANSWERS.get(self.path, _ranged)
+                answer: Answer = ANSWERS.get(self.path, _ranged)
                 status, body, headers = answer(self, first, last, count)
                 _send(self, status, body, headers, len(body))
 
