@@ -55,7 +55,7 @@ def test_a_url_is_reused_for_a_moment_then_asked_again(
 ) -> None:
     urls = Urls(server.url("/ranged"), server.url("/ranged"))
     source = ExternalObject("/f", SIZE, Identity(), urls)
-    monkeypatch.setattr(external, "_URL_REUSE_S", 3600.0)
+    monkeypatch.setattr(external, "_URL_REUSE_S", 60.0)
     assert source.fetch(0, 4) == BODY[:4] and source.fetch(4, 8) == BODY[4:8]
     assert urls.calls == [False]  # one URL for both
     monkeypatch.setattr(external, "_URL_REUSE_S", 0.0)
@@ -64,7 +64,7 @@ def test_a_url_is_reused_for_a_moment_then_asked_again(
 
 
 def test_retired_urls_are_never_sent_again(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(external, "_URL_REUSE_S", 3600.0)
+    monkeypatch.setattr(external, "_URL_REUSE_S", 60.0)
     urls = Urls(server.url("/ranged"), server.url("/ranged"))
     sources = [ExternalObject(f"/f{n}", SIZE, Identity(), urls) for n in range(2)]
     for source in sources:
@@ -80,7 +80,7 @@ def test_retired_urls_are_never_sent_again(server: Server, monkeypatch: pytest.M
 def test_a_url_refused_as_expired_is_signed_afresh_and_kept(
     server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(external, "_URL_REUSE_S", 3600.0)
+    monkeypatch.setattr(external, "_URL_REUSE_S", 60.0)
     urls = Urls(server.url("/expired"), server.url("/ranged"))
     source = ExternalObject("/f", SIZE, Identity(), urls)
     assert source.fetch(0, 4) == BODY[:4]
@@ -102,7 +102,15 @@ def test_the_quickest_answer_is_shared_by_the_objects_of_one_place(server: Serve
     assert _object(server, place=f"other-{uuid4().hex}").latency is None
     placeless = _object(server)
     placeless.fetch(0, 1)
-    assert placeless.latency is not None and "" not in external._nearest()
+    assert placeless.latency is not None and _object(server).latency is None
+
+
+def test_the_quickest_answer_is_kept(server: Server) -> None:
+    place = f"store-{uuid4().hex}"
+    source = _object(server, place=place)
+    for seconds in (0.5, 0.2, 0.9):  # as the requests report them
+        source._observe(seconds)
+    assert source.latency == 0.2 and external._nearest()[place] == 0.2
 
 
 def test_fetch_is_clipped_to_the_object(server: Server) -> None:
@@ -123,6 +131,12 @@ def test_fetch_is_clipped_to_the_object(server: Server) -> None:
         guarded.readinto(memoryview(target))
 
 
+def test_a_stream_cut_short_resumes_at_the_first_piece_not_handed_over(server: Server) -> None:
+    offsets: list[int] = []
+    _object(server, "/cut").stream(1, 13, 4, lambda at, _data: offsets.append(at))
+    assert offsets == [1, 4, 8, 12] and server.asked("/cut") == ["bytes=1-12", "bytes=4-12"]
+
+
 def test_failures_become_oserrors_naming_the_path_and_the_object(server: Server) -> None:
     gone = _object(server, "/404")
     gone.label = "URL http://example/gone"
@@ -136,7 +150,9 @@ def test_failures_become_oserrors_naming_the_path_and_the_object(server: Server)
     assert eio.value.errno == errno.EIO and "(unexpected HTTP 418 Teapot)" in str(eio.value)
     with pytest.raises(filespace.PrivateUrlError) as private:
         _object(server, guard=lambda: False).fetch(0, 4)
-    assert private.value.filename == "/f" and "loopback" in str(private.value)
+    assert private.value.filename == "/f" and private.value.errno == errno.EACCES
+    assert (private.value.host, private.value.address) == ("127.0.0.1", "127.0.0.1")
+    assert private.value.reason == "loopback"
     with pytest.raises(http.Stale, match="shorter than linked"):
         _object(server, "/416").check(3)
     _object(server).check(3)  # the linked object: no complaint
@@ -187,6 +203,29 @@ def test_only_http_links_carry_a_guard(server: Server) -> None:
     assert stored.fetch(4, 8) == BODY[4:8] and stored.size == SIZE
 
 
+class Resigning(Provider):
+    """Signs afresh to ``fresh_url``; one place for every link."""
+
+    def __init__(self, fresh_url: str, place: str) -> None:
+        super().__init__(True)
+        self.fresh_url, self.where = fresh_url, place
+
+    def place(self, link: LinkRecord) -> str:
+        return self.where
+
+    def url(self, link: LinkRecord, fresh: bool) -> str:
+        return self.fresh_url if fresh else super().url(link, fresh)
+
+
+def test_a_link_source_asks_its_provider_and_names_the_version(server: Server) -> None:
+    provider = Resigning(server.url("/ranged"), f"store-{uuid4().hex}")
+    first = external.link_source("/f", _link("s3", server.url("/expired")), provider)
+    assert first.fetch(0, 4) == BODY[:4]  # refused as expired: signed afresh
+    assert [seen.if_match for seen in server.requests] == ['"etag"', '"etag"']
+    second = external.link_source("/g", _link("s3", server.url("/ranged")), provider)
+    assert second.latency is not None and second.latency == first.latency  # one place
+
+
 def test_cache_namespaces_name_the_object_version_and_block_size() -> None:
     http_link = _link("http", "http://example/o")
     s3_link = _link("s3", "")
@@ -206,6 +245,7 @@ def test_a_raw_file_reads_and_refuses_writes(server: Server) -> None:
     target = bytearray(8)
     assert raw.readinto(target) == 8 and target == BODY[:8]
     assert raw.readall() == BODY[8:] and raw.tell() == SIZE
+    assert raw.seek(-3, io.SEEK_END) == SIZE - 3 and raw.readall() == BODY[-3:]
     with pytest.raises(filespace.ReadOnlyFileError) as erofs:
         raw.write(b"x")
     assert erofs.value.errno == errno.EROFS and erofs.value.filename == "/f"
@@ -229,7 +269,7 @@ def test_a_read_without_a_size_fetches_the_block_under_the_position(server: Serv
 def test_a_buffered_handle_confirms_its_first_read_only(server: Server) -> None:
     memory = BlockCache(None, 0)
     ns = cache.namespace("url:x", "etag", SIZE, BLOCK_SIZE)
-    for buffered, requests in ((True, 1), (False, 2)):
+    for buffered, requests in ((True, 1), (False, 2)):  # for two reads of one block
         raw = ExternalRawFile(_object(server), cache=memory, namespace=ns)
         if buffered:
             raw.buffered()
@@ -242,10 +282,34 @@ def test_a_buffered_handle_confirms_its_first_read_only(server: Server) -> None:
         memory.clear_memory()
 
 
+@pytest.mark.parametrize(("window", "checks"), [(0.0, ["bytes=0-0"]), (600.0, [])])
+def test_a_revalidation_window_spares_a_new_handle_the_check(
+    server: Server, window: float, checks: list[str]
+) -> None:
+    memory = BlockCache(None, 0)
+    ns = cache.namespace("url:x", "etag", SIZE, BLOCK_SIZE)
+    for _ in range(2):  # the second handle finds the block cached
+        raw = ExternalRawFile(
+            _object(server), cache=memory, namespace=ns, revalidate_after_s=window
+        )
+        raw.buffered()
+        assert raw.readinto(bytearray(4)) == 4
+    assert server.asked("/ranged") == [f"bytes=0-{SIZE - 1}", *checks]
+
+
 def test_open_stream_buffers_and_decodes_as_open_does(server: Server) -> None:
     text = open_stream(ExternalRawFile(_object(server)), parse_mode("r"), encoding="ascii")
     assert isinstance(text, io.TextIOWrapper) and text.read(5) == BODY[:5].decode()
     text.close()
+    url = server.url("/large")
+    large = ExternalObject("/f", len(LARGE), Identity(), lambda _fresh: url)
+    for encoding, errors, newline in (("latin-1", None, ""), ("ascii", "replace", None)):
+        mode = parse_mode("r")
+        with open_stream(ExternalRawFile(large), mode, -1, encoding, errors, newline) as text:
+            expected = LARGE[:600].decode(encoding, errors or "strict")
+            if newline is None:  # universal newlines
+                expected = expected.replace("\r\n", "\n").replace("\r", "\n")
+            assert text.read(len(expected)) == expected
     binary = open_stream(ExternalRawFile(_object(server)), parse_mode("rb"))
     assert isinstance(binary, external.ExternalBufferedReader)
     binary.seek(10)
