@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -184,4 +185,5 @@ def test_a_data_store_config_is_checked_field_by_field() -> None:
         ("use_virtual_addressing", 1, "use_virtual_addressing must be a bool"),
     ):
         with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
-            check.data_store_config(replace(config, **{field: value}))
+            changes: dict[str, Any] = {field: value}
+            check.data_store_config(replace(config, **changes))
