@@ -184,6 +184,6 @@ def test_a_data_store_config_is_checked_field_by_field() -> None:
         ("url_expiration_minutes", 0, "url_expiration_minutes must be 1..10080, got 0"),
         ("use_virtual_addressing", 1, "use_virtual_addressing must be a bool"),
     ):
+        changes: dict[str, Any] = {field: value}
         with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
-            changes: dict[str, Any] = {field: value}
             check.data_store_config(replace(config, **changes))
