@@ -20,6 +20,7 @@ from filespace.io.cache import BlockCache, namespace
 
 NS = namespace("store:1:key", "etag", 1000, 100)
 OTHER = namespace("store:1:other", "etag", 1000, 100)
+HOUR = 3600.0
 
 
 def data(index: int, length: int = 100) -> memoryview:
@@ -73,30 +74,31 @@ def test_a_failed_load_reaches_every_reader_and_can_be_tried_again() -> None:
 def test_confirmations_are_kept_newest_first_and_distrusted_from_the_future(
     tmp_path: Path,
 ) -> None:
+    # Times an hour apart: how long the test itself takes does not matter.
     cache = BlockCache(tmp_path, 10_000)
     now = time.time()
-    assert not cache.confirmed_within(NS, 60)
+    assert not cache.confirmed_within(NS, HOUR)
     cache.confirmed(NS, now - 10)
-    cache.confirmed(NS, now - 100)  # older: does not replace it
-    assert cache.confirmed_within(NS, 60) and not cache.confirmed_within(NS, 5)
-    assert not cache.confirmed_within(OTHER, 60)
-    cache.confirmed(OTHER, now + 120)  # the clock moved back since: trust nothing
-    assert not cache.confirmed_within(OTHER, 600)
+    cache.confirmed(NS, now - 2 * HOUR)  # older: does not replace it
+    assert cache.confirmed_within(NS, HOUR) and not cache.confirmed_within(NS, 5)
+    assert not cache.confirmed_within(OTHER, HOUR)
+    cache.confirmed(OTHER, now + HOUR)  # the clock moved back since: trust nothing
+    assert not cache.confirmed_within(OTHER, 3 * HOUR)
     assert cache.flush(10)
     # Another process sharing the directory sees the stamps.
     later = BlockCache(tmp_path, 10_000)
-    assert later.confirmed_within(NS, 60) and not later.confirmed_within(NS, 5)
-    assert not BlockCache(None, 0).confirmed_within(NS, 60)
+    assert later.confirmed_within(NS, HOUR) and not later.confirmed_within(NS, 5)
+    assert not BlockCache(None, 0).confirmed_within(NS, HOUR)
 
 
 def test_a_newer_stamp_from_another_process_is_believed(tmp_path: Path) -> None:
     now = time.time()
     ours = BlockCache(tmp_path, 10_000)
-    ours.confirmed(NS, now - 100)
+    ours.confirmed(NS, now - 2 * HOUR)
     theirs = BlockCache(tmp_path, 10_000)
     theirs.confirmed(NS, now - 1)
     assert theirs.flush(10)
-    assert ours.confirmed_within(NS, 10)
+    assert ours.confirmed_within(NS, HOUR)
 
 
 def test_streams_seen_before_are_remembered_here_and_on_disk(
