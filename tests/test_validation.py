@@ -149,6 +149,8 @@ ACCEPTED: list[tuple[Callable[[object], object], object, object]] = [
     (check.endpoint, "", ""),
     (check.endpoint, "https://h:9000/", "https://h:9000"),
     (check.endpoint, "http://h/base//", "http://h/base"),
+    (check.endpoint, "http://HOSTX/", "http://HOSTX"),  # only slashes go
+    (check.endpoint, "http://h/!", "http://h/!"),  # "!" is the first printable character
     (check.url_expiration, 1, 1),
     (check.url_expiration, 10080, 10080),
     (check.object_key, "é" * 512, "é" * 512),
@@ -157,8 +159,10 @@ ACCEPTED: list[tuple[Callable[[object], object], object, object]] = [
     (check.checksum, ' "abc" ', "abc"),
     (check.checksum, "c" * 256, "c" * 256),
     (check.checksum, "", ""),
+    (check.checksum, '""', ""),
     (check.http_url, "https://h:1/x?y", "https://h:1/x?y"),
     (check.http_url, "http://h:65535", "http://h:65535"),
+    (check.http_url, "http://h/!", "http://h/!"),
 ]
 
 
