@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import re
 import shutil
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from filespace.io import cache as cache_module
+from filespace.io import cachedir
 from filespace.io.cache import BlockCache, namespace
 
 NS = namespace("store:1:key", "etag", 1000, 100)
@@ -110,10 +112,45 @@ def test_streams_seen_before_are_remembered_here_and_on_disk(
     assert BlockCache(tmp_path, 10_000).streamed_before(NS)  # another process
     monkeypatch.setattr(cache_module, "_STREAMS_REMEMBERED", 2)
     memory = BlockCache(None, 0)
-    for ns in (NS, OTHER, namespace("a", "b", 1, 1)):
-        assert not memory.streamed_before(ns)
-    assert memory.streamed_before(namespace("a", "b", 1, 1))
-    assert not memory.streamed_before(NS)  # the oldest was forgotten
+    third = namespace("a", "b", 1, 1)
+    assert not memory.streamed_before(NS) and not memory.streamed_before(OTHER)
+    assert memory.streamed_before(NS)  # two are remembered; NS is now the latest
+    assert not memory.streamed_before(third)  # OTHER, the oldest, makes room
+    assert memory.streamed_before(NS) and not memory.streamed_before(OTHER)
+
+
+def test_namespaces_take_any_text(tmp_path: Path) -> None:
+    # A name with a lone surrogate (as os.fsdecode makes of bad bytes) still has one.
+    first, second = namespace("\udc80", "e", 1, 1), namespace("\udc81", "e", 1, 1)
+    assert re.fullmatch("[0-9a-f]{32}", first) and first != second
+
+
+def test_a_filespace_cache_leases_its_directory(tmp_path: Path) -> None:
+    cache = BlockCache.for_filespace("the-id", tmp_path, 1, location="sqlite:///x.db")
+    assert cache.disk is not None and cache.capacity == 1024 * 1024  # 1 MB is a disk tier
+    entry = cachedir.describe(tmp_path / "the-id")
+    assert (entry.location, entry.budget_mb, entry.in_use) == ("sqlite:///x.db", 1, True)
+    cache.close()
+    cache.close()
+    assert not cachedir.describe(tmp_path / "the-id").in_use  # it may be pruned now
+    BlockCache.for_filespace("other-id", tmp_path, 2).close()
+    assert cachedir.describe(tmp_path / "other-id").location == ""
+
+
+def test_a_refused_cache_directory_is_named_and_not_used(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    roots = [tmp_path / "a", tmp_path / "b"]
+    with caplog.at_level(logging.WARNING, logger="filespace.io.cachedir"):
+        for root in roots:
+            root.mkdir(mode=0o700)
+            root.chmod(0o777)  # others may write: refused
+            cache = BlockCache.for_filespace("the-id", root, 5)
+            assert cache.disk is None and cache.capacity == cache_module.DEFAULT_MEMORY
+    warned = [record.getMessage() for record in caplog.records]
+    assert len(warned) == 2  # once per directory
+    for root, message in zip(roots, warned, strict=True):
+        assert message.startswith(f"{root}: cache directory refused (")
 
 
 def test_a_disk_that_keeps_refusing_writes_is_given_up(
