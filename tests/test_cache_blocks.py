@@ -57,6 +57,12 @@ def test_the_memory_tier_keeps_the_most_recently_used_bytes() -> None:
     assert mine(cache, 5) and not mine(cache, 4)
     cache.clear_memory()
     assert all(mine(cache, index) for index in range(6))
+    for index in range(3):  # the whole bound is free again
+        fill(cache, index)
+    assert not any(mine(cache, index) for index in range(3))
+    whole = BlockCache(None, 0, memory=100)
+    fill(whole, 0)  # a block as big as the tier fits
+    assert not mine(whole, 0)
 
 
 def test_a_failed_load_reaches_every_reader_and_can_be_tried_again() -> None:
@@ -80,6 +86,9 @@ def test_confirmations_are_kept_newest_first_and_distrusted_from_the_future(
     cache = BlockCache(tmp_path, 10_000)
     now = time.time()
     assert not cache.confirmed_within(NS, HOUR)
+    just_now = namespace("just", "now", 1, 1)
+    cache.confirmed(just_now, time.time())
+    assert cache.confirmed_within(just_now, HOUR)  # (within the clock's slack of now)
     cache.confirmed(NS, now - 10)
     cache.confirmed(NS, now - 2 * HOUR)  # older: does not replace it
     assert cache.confirmed_within(NS, HOUR) and not cache.confirmed_within(NS, 5)
@@ -117,6 +126,19 @@ def test_streams_seen_before_are_remembered_here_and_on_disk(
     assert memory.streamed_before(NS)  # two are remembered; NS is now the latest
     assert not memory.streamed_before(third)  # OTHER, the oldest, makes room
     assert memory.streamed_before(NS) and not memory.streamed_before(OTHER)
+
+
+def test_confirmations_of_the_most_recent_objects_are_remembered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cache_module, "_STREAMS_REMEMBERED", 2)
+    memory = BlockCache(None, 0)
+    third = namespace("a", "b", 1, 1)
+    for ns in (NS, OTHER):
+        memory.confirmed(ns, time.time())
+    assert memory.confirmed_within(NS, HOUR) and memory.confirmed_within(OTHER, HOUR)
+    memory.confirmed(third, time.time())  # NS, the oldest, makes room
+    assert [memory.confirmed_within(ns, HOUR) for ns in (NS, OTHER, third)] == [False, True, True]
 
 
 def test_namespaces_take_any_text(tmp_path: Path) -> None:
@@ -171,6 +193,7 @@ def test_a_disk_that_keeps_refusing_writes_is_given_up(
     assert "the disk cache stopped" in caplog.text
     fill(cache, 3)  # from memory from now on
     assert not mine(cache, 3) and cache.read_disk((NS, 3), 100) is None
+    assert not cache.on_disk((NS, 0), 100)
 
 
 def test_a_write_that_lands_resets_the_count_of_refusals(tmp_path: Path) -> None:
@@ -187,6 +210,7 @@ def test_a_write_that_lands_resets_the_count_of_refusals(tmp_path: Path) -> None
         fill(cache, 10 * round_ + 5)
         assert cache.flush(10)
     assert cache.disk is not None and cache.on_disk((NS, 25), 100)
+    assert not cache.on_disk((NS, 24), 100) and not cache.on_disk((NS, 25), 99)
 
 
 def _claim_in_child(cache: BlockCache, queue: multiprocessing.Queue[bool]) -> None:
