@@ -244,6 +244,9 @@ def test_a_raw_file_reads_and_refuses_writes(server: Server) -> None:
     assert raw.readable() and not raw.writable() and raw.seekable()
     target = bytearray(8)
     assert raw.readinto(target) == 8 and target == BODY[:8]
+    for _ in range(2):
+        assert raw.readinto(target) == 8 and target == BODY[raw.tell() - 8 : raw.tell()]
+    assert raw.tell() == 24 and raw.seek(8) == 8
     assert raw.readall() == BODY[8:] and raw.tell() == SIZE
     assert raw.seek(-3, io.SEEK_END) == SIZE - 3 and raw.readall() == BODY[-3:]
     with pytest.raises(filespace.ReadOnlyFileError) as erofs:
@@ -263,7 +266,12 @@ def test_a_read_without_a_size_fetches_the_block_under_the_position(server: Serv
     source = ExternalObject("/f", len(LARGE), Identity(), lambda _fresh: url)
     with open_stream(ExternalRawFile(source), parse_mode("rb")) as handle:
         assert handle.readline() == LARGE[:11]  # not the megabyte its buffer could hold
-    assert server.asked("/large") == [f"bytes=0-{BLOCK_SIZE - 1}"]
+        handle.seek(2 * BLOCK_SIZE - 1)  # the last byte of a block: that block only
+        assert handle.read1(1) == LARGE[2 * BLOCK_SIZE - 1 : 2 * BLOCK_SIZE]
+    assert server.asked("/large") == [
+        f"bytes=0-{BLOCK_SIZE - 1}",
+        f"bytes={BLOCK_SIZE}-{2 * BLOCK_SIZE - 1}",
+    ]
 
 
 def test_a_buffered_handle_confirms_its_first_read_only(server: Server) -> None:
@@ -289,9 +297,8 @@ def test_a_revalidation_window_spares_a_new_handle_the_check(
     memory = BlockCache(None, 0)
     ns = cache.namespace("url:x", "etag", SIZE, BLOCK_SIZE)
     for _ in range(2):  # the second handle finds the block cached
-        raw = ExternalRawFile(
-            _object(server), cache=memory, namespace=ns, revalidate_after_s=window
-        )
+        options = {"revalidate_after_s": window} if window else {}  # (none: the default)
+        raw = ExternalRawFile(_object(server), cache=memory, namespace=ns, **options)
         raw.buffered()
         assert raw.readinto(bytearray(4)) == 4
     assert server.asked("/ranged") == [f"bytes=0-{SIZE - 1}", *checks]
