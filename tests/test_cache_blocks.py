@@ -11,6 +11,7 @@ import logging
 import multiprocessing
 import re
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pytest
 from filespace.io import cache as cache_module
 from filespace.io import cachedir
 from filespace.io.cache import BlockCache, namespace
+from tests import waiting
 
 NS = namespace("store:1:key", "etag", 1000, 100)
 OTHER = namespace("store:1:other", "etag", 1000, 100)
@@ -229,3 +231,43 @@ def test_a_forked_child_loads_what_its_parent_was_loading(tmp_path: Path) -> Non
     child.join(30)
     assert child.exitcode == 0
     cache.abandon((NS, 1))
+
+
+def _writers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "filespace-cache-writer"]
+
+
+def test_blocks_skip_a_disk_that_falls_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cache_module, "_MAX_PENDING", 250)  # two and a half blocks
+    cache = BlockCache(tmp_path, 10_000)
+    assert cache.disk is not None
+    others = set(_writers())  # (other caches' writers, idling out)
+    # While the disk tier's lock is held no write can finish: the disk "falls behind".
+    with cache.disk._lock:
+        for index in range(4):
+            fill(cache, index)
+        assert cache.dropped == 2  # blocks 2 and 3 would have passed the bound
+        (writer,) = set(_writers()) - others
+        assert writer.daemon  # it never holds a process open
+        assert not cache.flush(0.05)  # the writer is busy with block 0
+    assert cache.flush(10) and cache.dropped == 2
+    assert [cache.on_disk((NS, index), 100) for index in range(4)] == [True, True, False, False]
+    with cache.disk._lock:  # all written: the bound is free again
+        for index in (4, 5):
+            fill(cache, index)
+    assert cache.flush(10) and cache.dropped == 2 and cache.on_disk((NS, 5), 100)
+
+
+def test_an_idle_writer_ends_and_the_next_block_starts_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cache_module, "_WRITER_IDLE_S", 0.01)
+    cache = BlockCache(tmp_path, 10_000)
+    before = set(_writers())
+    fill(cache, 0)
+    assert cache.flush(10)
+    waiting.until(lambda: set(_writers()) <= before, "the idle writer to end")
+    fill(cache, 1)
+    assert cache.flush(10) and cache.on_disk((NS, 1), 100)
