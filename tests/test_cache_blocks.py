@@ -47,6 +47,7 @@ def fill(cache: BlockCache, index: int, length: int = 100) -> None:
 def test_the_memory_tier_keeps_the_most_recently_used_bytes() -> None:
     cache = BlockCache(None, 0, memory=300)
     assert cache.capacity == 300 and cache.disk is None
+    assert BlockCache(None, 10_000).disk is None  # a size without a directory: memory only
     for index in range(3):
         fill(cache, index)
     assert not mine(cache, 0)  # a hit: now the most recent
@@ -98,6 +99,8 @@ def test_confirmations_are_kept_newest_first_and_distrusted_from_the_future(
     cache.confirmed(OTHER, now + HOUR)  # the clock moved back since: trust nothing
     assert not cache.confirmed_within(OTHER, 3 * HOUR)
     assert cache.flush(10)
+    fill(cache, 7)  # blocks are written after stamps as before
+    assert cache.flush(10) and cache.on_disk((NS, 7), 100)
     # Another process sharing the directory sees the stamps.
     later = BlockCache(tmp_path, 10_000)
     assert later.confirmed_within(NS, HOUR) and not later.confirmed_within(NS, 5)
@@ -192,7 +195,7 @@ def test_a_disk_that_keeps_refusing_writes_is_given_up(
         fill(cache, 2)
         assert cache.flush(10)
     assert cache.disk is None and cache.capacity == cache_module.DEFAULT_MEMORY
-    assert "the disk cache stopped" in caplog.text
+    assert f"{tmp_path / 'blocks'}: the disk cache stopped (Not a directory)" in caplog.text
     fill(cache, 3)  # from memory from now on
     assert not mine(cache, 3) and cache.read_disk((NS, 3), 100) is None
     assert not cache.on_disk((NS, 0), 100)
