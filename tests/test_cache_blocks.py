@@ -111,6 +111,7 @@ def test_a_newer_stamp_from_another_process_is_believed(tmp_path: Path) -> None:
     now = time.time()
     ours = BlockCache(tmp_path, 10_000)
     ours.confirmed(NS, now - 2 * HOUR)
+    assert ours.flush(10)  # (stamped before theirs: see DiskTier.stamp)
     theirs = BlockCache(tmp_path, 10_000)
     theirs.confirmed(NS, now - 1)
     assert theirs.flush(10)
