@@ -68,6 +68,16 @@ def test_the_memory_tier_keeps_the_most_recently_used_bytes() -> None:
     assert not mine(whole, 0)
 
 
+def test_one_claim_answers_for_every_key() -> None:
+    cache = BlockCache(None, 0)
+    fill(cache, 0)
+    cache.claim([(NS, 1)])  # under way
+    answers = cache.claim([(NS, 0), (NS, 1), (NS, 2)])
+    assert [load for _, load in answers] == [False, False, True]
+    assert answers[0][0].result(0) == data(0)
+    cache.close()  # (no directory leased: nothing to let go)
+
+
 def test_a_failed_load_reaches_every_reader_and_can_be_tried_again() -> None:
     cache = BlockCache(None, 0)
     ((first, load),) = cache.claim([(NS, 1)])
