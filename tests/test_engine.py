@@ -8,11 +8,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from filespace.errors import EngineError
 from filespace.meta import Engine, lifecycle, open_engine
+from filespace.meta.counters import bump
 from filespace.meta.engine import (
     IsDir,
     NameTaken,
@@ -25,6 +27,7 @@ from filespace.meta.engine import (
     StoreTaken,
     WouldCycle,
 )
+from filespace.meta.postgres import _COUNTER_SHARDS
 from filespace.meta.records import ROOT_ID, BlockRecord, LinkRow, NewLink, Removed, StoreRecord
 from filespace.meta.sql import SqlEngine
 from filespace.meta.txn import Collision, RetryPolicy, Tx, run
@@ -140,6 +143,42 @@ def test_counters_stay_exact(engine: Engine) -> None:
     assert removed.entries == 8 and removed.block_keys == ["blockkey0"]
     assert engine.count_links(store.id) == (0, 0)
     assert {k: v for k, v in engine.counters()._asdict().items() if v} == {}
+
+
+def test_counter_rows_stay_one_per_shard(engine: Engine) -> None:
+    # A reader sums a handful of rows: each writer adds to a shard's row, never a new one.
+    assert isinstance(engine, SqlEngine)
+    now = time.time_ns()
+    store = engine.add_store(_store("s"), limit=100)
+    for index in range(2 * _COUNTER_SHARDS + 1):
+        engine.create(
+            ROOT_ID,
+            f"l{index}",
+            "file",
+            now,
+            link=NewLink(size=1, checksum="e", data_store_id=store.id, object_key=f"k{index}"),
+        )
+
+    def rows(tx: Tx) -> list[Any]:
+        return [
+            tx.one("SELECT COUNT(*), COUNT(DISTINCT shard) FROM counters"),
+            tx.one("SELECT COUNT(*), COUNT(DISTINCT shard) FROM store_counters"),
+        ]
+
+    for total, shards in run(engine.dialect, rows, write=False):
+        assert 1 <= total == shards <= _COUNTER_SHARDS  # (COUNT DISTINCT skips a NULL shard)
+    assert engine.counters().files == 2 * _COUNTER_SHARDS + 1
+
+
+def test_unknown_counters_are_refused(engine: Engine) -> None:
+    assert isinstance(engine, SqlEngine)
+
+    def bump_unknown(tx: Tx) -> None:
+        bump(tx, {"files": 1, "inodes": 2, "blocks": 3})
+
+    with pytest.raises(ValueError, match=r"^unknown counters \['blocks', 'inodes'\]$"):
+        run(engine.dialect, bump_unknown, write=True)
+    assert engine.counters().files == 0  # nothing was added
 
 
 def _all_at_once(count: int, work: Callable[[int], object]) -> list[object]:
