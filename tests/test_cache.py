@@ -280,10 +280,10 @@ def test_cache_size_zero_writes_nothing(linked: tuple[Filespace, bytes], tmp_pat
 def test_streams_go_to_disk_from_their_second_pass(
     connected: Filespace, s3_server: Any, s3_admin: Any, bucket: str, tmp_path: Path
 ) -> None:
+    from tests.faultproxy import FaultProxy
     from tests.fsfixtures import store_config
-    from tests.test_reader_faults import Proxy
 
-    proxy = Proxy(s3_server, "--delay-ms", "10", "--rate-mb-s", "0")  # a far server
+    proxy = FaultProxy(s3_server.endpoint, (), delay_s=0.01).start()  # a far server
     try:
         data = os.urandom(40 * B)  # over REQUEST_SIZE: a stream, not a small file
         etag = s3_admin.put_object(Bucket=bucket, Key="far", Body=data)["ETag"].strip('"')
@@ -301,4 +301,4 @@ def test_streams_go_to_disk_from_their_second_pass(
         with reopen(connected, cache) as space:  # another process would see the same
             assert space.fs.read_file("/far") == data
     finally:
-        proxy.log()
+        proxy.stop()
