@@ -48,8 +48,14 @@ def link_big_object(server: SeaweedS3, scratch: Path, size_mib: int) -> LinkedOb
     return LinkedObject(s3=s3, bucket=bucket, location=location, key=key, digest=digest)
 
 
-def add_store(fsp: filespace.Filespace, server: SeaweedS3, bucket: str, name: str) -> None:
-    """Connect enabled and data store ``name`` on ``bucket``, as the server's admin."""
+def add_store(
+    fsp: filespace.Filespace,
+    server: SeaweedS3,
+    bucket: str,
+    name: str,
+    endpoint: str | None = None,
+) -> None:
+    """Connect enabled and data store ``name`` on ``bucket`` (at ``endpoint``), as the admin."""
     fsp.connect.enable()
     fsp.connect.add_data_store(
         name,
@@ -58,7 +64,7 @@ def add_store(fsp: filespace.Filespace, server: SeaweedS3, bucket: str, name: st
             secret_key=server.admin.secret_key,
             bucket_name=bucket,
             region=server.region,
-            endpoint=server.endpoint,
+            endpoint=endpoint or server.endpoint,
         ),
     )
 

@@ -24,7 +24,7 @@ from typing import IO, Any
 import fsspec
 
 import filespace
-from tests.waiting import until
+from tests.waiting import HANG_S, until
 
 MIB = 1024 * 1024
 # A few blocks each (cached in memory and on disk), and one over the reader's
@@ -247,11 +247,12 @@ def work(setup: Setup, barrier: Barrier, tag: str, threads: int, rounds: int) ->
     ) as fsp:
         load = Load(setup, fsp, tag)
         outcomes = []
-        barrier.wait()  # every process is ready: the parent takes its "before" now
+        barrier.wait(HANG_S)  # every process is ready: the parent takes its "before" now
         seen = [quiet()]
         for round_ in range(rounds):
-            barrier.wait()
+            barrier.wait(HANG_S)
             outcomes.append(load.round(threads, round_))
+            barrier.wait(HANG_S)  # (so the parent looks at the mount once nobody reads)
             settle()
             seen.append(quiet())
     return {"outcomes": outcomes, "resources": seen}

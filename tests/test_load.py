@@ -28,6 +28,7 @@ from tests.cli_helpers import all_secrets, new_cli
 from tests.fsfixtures import new_location, store_config
 from tests.load_workers import MIB, SIZES, Load, Outcome, Resources, Setup, quiet, settle
 from tests.test_fuse import _WHY_NOT, mounted
+from tests.waiting import HANG_S
 
 pytestmark = pytest.mark.skipif(
     _WHY_NOT is not None, reason=requirements.reason("fuse", str(_WHY_NOT))
@@ -113,12 +114,13 @@ def test_many_readers_at_once_get_every_byte_within_the_cache_budget(
             executor.submit(load_workers.work, linked, barrier, f"w{n}", WORKER_THREADS, ROUNDS)
             for n in range(PROCESSES)
         ]
-        barrier.wait()  # every worker has opened the filespace
+        barrier.wait(HANG_S)  # every worker has opened the filespace
         seen, mount_seen = [quiet()], [quiet(mount_pid)]
         outcome = Outcome()
         for round_ in range(ROUNDS):
-            barrier.wait()
+            barrier.wait(HANG_S)
             outcome.add(load.round(THREADS, round_))
+            barrier.wait(HANG_S)  # every process is done reading: the mount is idle too
             settle()
             seen.append(quiet())
             mount_seen.append(quiet(mount_pid))
