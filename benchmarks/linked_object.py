@@ -42,20 +42,31 @@ def link_big_object(server: SeaweedS3, scratch: Path, size_mib: int) -> LinkedOb
     location = str(scratch / "space")
     key = filespace.generate_key()
     with filespace.create(location, name="bench", key=key) as fsp:
-        fsp.connect.enable()
-        fsp.connect.add_data_store(
-            "bench",
-            filespace.S3DataStoreConfig(
-                access_key=server.admin.access_key,
-                secret_key=server.admin.secret_key,
-                bucket_name=bucket,
-                region=server.region,
-                endpoint=server.endpoint,
-            ),
-        )
+        add_store(fsp, server, bucket, "bench")
         fsp.fs.create_dir(PATH.rsplit("/", 1)[0])
         fsp.connect.link_file(PATH, "bench", KEY)
     return LinkedObject(s3=s3, bucket=bucket, location=location, key=key, digest=digest)
+
+
+def add_store(
+    fsp: filespace.Filespace,
+    server: SeaweedS3,
+    bucket: str,
+    name: str,
+    endpoint: str | None = None,
+) -> None:
+    """Connect enabled and data store ``name`` on ``bucket`` (at ``endpoint``), as the admin."""
+    fsp.connect.enable()
+    fsp.connect.add_data_store(
+        name,
+        filespace.S3DataStoreConfig(
+            access_key=server.admin.access_key,
+            secret_key=server.admin.secret_key,
+            bucket_name=bucket,
+            region=server.region,
+            endpoint=endpoint or server.endpoint,
+        ),
+    )
 
 
 def timed_read(opener: Callable[[], IO[bytes]], chunk: int) -> tuple[float, str]:

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import urllib3
+from linked_object import add_store
 
 import filespace
 from filespace.testing import SeaweedS3
@@ -110,18 +111,8 @@ class Bench:
         self.workdir = workdir
         self.location = workdir / "space"
         with filespace.create(self.location, name="bench") as space:
-            space.connect.enable()
             for name, endpoint in (("lo", server.endpoint), ("wan", proxy_endpoint)):
-                space.connect.add_data_store(
-                    name,
-                    filespace.S3DataStoreConfig(
-                        access_key=server.admin.access_key,
-                        secret_key=server.admin.secret_key,
-                        bucket_name=BUCKET,
-                        region=server.region,
-                        endpoint=endpoint,
-                    ),
-                )
+                add_store(space, server, BUCKET, name, endpoint)
                 space.connect.link_file(f"/{name}.bin", name, KEY)
                 space.connect.link_file(f"/{name}-warmup", name, "warmup")
         self._caches = 0

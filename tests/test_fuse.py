@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -100,16 +100,21 @@ def _wait_mounted(mountpoint: Path, process: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def mounted(
-    cli: Cli, mountpoint: Path, location: str | None = None, env: dict[str, str] | None = None
+    cli: Cli,
+    mountpoint: Path,
+    location: str | None = None,
+    env: dict[str, str] | None = None,
+    options: Sequence[str] = (),
 ) -> Iterator[tuple[Path, int]]:
-    """``filespace mount --foreground`` running until the block ends, then unmounted.
+    """``filespace mount --foreground [options]`` running until the block ends, then unmounted.
 
     Gives the mount point and the serving process's id.
     """
     assert FILESPACE
     mountpoint.mkdir(parents=True, exist_ok=True)
+    where = location or str(cli.location)
     process = subprocess.Popen(
-        [FILESPACE, "mount", location or str(cli.location), str(mountpoint), "--foreground"],
+        [FILESPACE, "mount", where, str(mountpoint), "--foreground", *options],
         env={**cli.env, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from filespace.io.diskcache import DiskTier, scan_blocks
+from filespace.io.diskcache import DiskTier, is_block, scan_settled
 
 log = logging.getLogger(__name__)
 
@@ -213,9 +213,9 @@ def describe(directory: Path) -> Entry:
     """What one cache directory holds and whether it is in use."""
     marker = read_marker(directory)
     size = blocks = 0
-    for _, length, path in scan_blocks(directory / BLOCKS):
+    for _, length, path in scan_settled(directory / BLOCKS):
         size += length
-        blocks += not path.endswith(".seen")
+        blocks += is_block(path)
     last = marker.get("last_used")
     if not isinstance(last, int | float):
         last = os.stat(directory).st_mtime

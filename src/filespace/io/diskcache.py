@@ -6,6 +6,7 @@ Layout, under ``<cache root>/<filespace id>/v1/``::
     ab/ab12…ef.seen      (empty) that object was streamed before
     ab/ab12…ef.ok        (empty) its mtime: when the server last confirmed that object
     ab/.tmp.<pid>.<rand> a block being written
+    .usage               bytes of block files in all (see below)
 
 A file is a 48-byte header (magic, namespace, block index, length, CRC-32 of
 the data) and the data. It is written to a temporary name and renamed into
@@ -14,24 +15,29 @@ file's length and the CRC, and treats any mismatch (a torn, truncated or
 corrupted file, or one at the wrong name) as a miss and removes it. Nothing is
 fsync'ed: after a crash the checks turn damage into misses.
 
-The tier is bounded by ``capacity`` bytes of files. Least recently used files go
-first: a hit bumps the file's mtime, and eviction scans the directory and
-removes the oldest files until the total is under 90 % of the bound. Each
-process keeps a running total of what it wrote and rescans after writing a
-sixteenth of the bound, so several processes sharing the directory stay
-within the bound give or take that much each. Files vanishing under a scan
-(another process evicting) are expected and skipped.
+The tier is bounded by ``capacity`` bytes of files, whatever number of
+processes and threads write to it. Least recently used files go first: a hit
+bumps the file's mtime, and eviction scans the directory and removes the
+oldest files until the total is under 90 % of the bound. The running total is
+kept in ``.usage`` (decimal digits) and every write takes an exclusive
+``flock`` on that file, so a writer sees what every other one wrote, makes
+room, reserves its block's bytes and writes it; a process rescans after
+writing a sixteenth of the bound, which corrects the total for files removed
+without it (damaged files dropped by readers, prunes). Files vanishing under
+a scan (another process evicting) are expected and skipped.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import secrets
+import stat
 import struct
-import threading
 import time
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 _MAGIC = b"FSBLK\x00\x01\x00"
@@ -43,6 +49,8 @@ _STALE_TEMP_S = 600.0
 _TEMP_PREFIX = ".tmp."
 _MARK_SUFFIX = ".seen"
 _STAMP_SUFFIX = ".ok"
+_LEDGER = ".usage"  # the running total of the block files' bytes, locked by every writer
+_LEDGER_WIDTH = 20
 
 
 class DiskTier:
@@ -51,9 +59,7 @@ class DiskTier:
     def __init__(self, directory: Path, capacity: int) -> None:
         self.directory = directory
         self.capacity = capacity
-        self._lock = threading.Lock()
-        self._usage: int | None = None  # bytes of files, as of the last scan plus writes since
-        self._written_since_scan = 0
+        self._written_since_scan = 0  # (changed only under the ledger's lock)
         self._ready = False
         self.last_error: OSError | None = None  # why the last refused write failed
 
@@ -110,14 +116,9 @@ class DiskTier:
 
     def _discard(self, path: Path) -> None:
         """Remove a damaged file (best effort: another process may have replaced it)."""
-        try:
-            size = path.stat().st_size
+        # (The ledger keeps counting it until the next rescan: too high is safe.)
+        with contextlib.suppress(OSError):
             path.unlink()
-        except OSError:
-            return
-        with self._lock:
-            if self._usage is not None:
-                self._usage -= size
 
     def mark(self, namespace: str) -> bool:
         """Leave (or refresh) an empty marker for ``namespace``; whether one was there.
@@ -177,47 +178,67 @@ class DiskTier:
         size = HEADER_SIZE + len(data)
         if size > self.capacity:
             return True  # never fits; not a failure
-        self._make_room(size)
         path = self._path(namespace, index)
         header = _HEADER.pack(_MAGIC, bytes.fromhex(namespace), index, len(data), zlib.crc32(data))
         temp = path.parent / f"{_TEMP_PREFIX}{os.getpid()}.{secrets.token_hex(6)}"
         try:
-            try:
-                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileNotFoundError:
-                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                _write_all(fd, [header, data])
-            finally:
-                os.close(fd)
-            os.replace(temp, path)
+            with self._ledger() as ledger:
+                usage = _read_usage(ledger)
+                if (
+                    usage is None
+                    or self._written_since_scan >= self.capacity // _RESCAN_FRACTION
+                    or usage + size > self.capacity
+                ):
+                    usage = self._evict(size)
+                try:
+                    replaced = os.stat(path).st_size
+                except FileNotFoundError:
+                    replaced = 0
+                # Reserved before the file is written: a failed write leaves the
+                # total too high, which the next rescan corrects.
+                _write_usage(ledger, usage + size - replaced)
+                self._written_since_scan += size
+                try:
+                    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                except FileNotFoundError:
+                    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                try:
+                    _write_all(fd, [header, data])
+                finally:
+                    os.close(fd)
+                os.replace(temp, path)
         except OSError as exc:
             self.last_error = exc
             with contextlib.suppress(OSError):
                 temp.unlink()
             return False
-        with self._lock:
-            if self._usage is not None:
-                self._usage += size
-            self._written_since_scan += size
         return True
 
-    def _make_room(self, incoming: int) -> None:
-        with self._lock:
-            rescan = (
-                self._usage is None
-                or self._written_since_scan >= self.capacity // _RESCAN_FRACTION
-                or self._usage + incoming > self.capacity
-            )
-        if rescan:
-            self.trim(incoming)
-
-    def trim(self, incoming: int = 0) -> int:
-        """Rescan, then evict oldest files until ``incoming`` more bytes fit; the new total."""
+    @contextlib.contextmanager
+    def _ledger(self) -> Iterator[int]:
+        """The ledger's descriptor, locked exclusively against every other writer."""
         if not self._ready:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._ready = True
+        fd = os.open(
+            self.directory / _LEDGER, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield fd
+        finally:
+            os.close(fd)  # (and with it the lock)
+
+    def trim(self, incoming: int = 0) -> int:
+        """Rescan, then evict oldest files until ``incoming`` more bytes fit; the new total."""
+        with self._ledger() as ledger:
+            total = self._evict(incoming)
+            _write_usage(ledger, total)
+        return total
+
+    def _evict(self, incoming: int) -> int:
+        """``trim`` with the ledger already locked."""
         files = self._scan()
         total = sum(size for _, size, _ in files)
         if total + incoming > self.capacity:
@@ -229,9 +250,7 @@ class DiskTier:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
                 total -= size  # gone, whoever removed it
-        with self._lock:
-            self._usage = total
-            self._written_since_scan = 0
+        self._written_since_scan = 0
         return total
 
     def _scan(self) -> list[tuple[float, int, str]]:
@@ -270,6 +289,43 @@ def scan_blocks(directory: Path, *, clean: bool = False) -> list[tuple[float, in
                 continue
             found.append((info.st_mtime, info.st_size, entry.path))
     return found
+
+
+def scan_settled(directory: Path) -> list[tuple[float, int, str]]:
+    """``scan_blocks`` while no writer changes ``directory`` (a shared lock on its ledger).
+
+    Without it a scan walking the shards can count a file that a writer
+    evicted and the one written after it in a shard not yet walked: more
+    than was ever there at once.
+    """
+    try:
+        fd = os.open(
+            directory / _LEDGER, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        )
+    except OSError:  # no writer yet: a plain scan
+        return scan_blocks(directory)
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid():  # (never wait on others)
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        return scan_blocks(directory)
+    finally:
+        os.close(fd)
+
+
+def is_block(path: str) -> bool:
+    """Whether a file ``scan_blocks`` found holds a block (not a marker or a stamp)."""
+    return path.rpartition(".")[2].isdigit()
+
+
+def _read_usage(ledger: int) -> int | None:
+    """The total the ledger holds (None: new or unreadable, so rescan)."""
+    raw = os.pread(ledger, _LEDGER_WIDTH, 0)
+    return int(raw) if len(raw) == _LEDGER_WIDTH and raw.isdigit() else None
+
+
+def _write_usage(ledger: int, total: int) -> None:
+    os.pwrite(ledger, b"%0*d" % (_LEDGER_WIDTH, max(0, total)), 0)
 
 
 def _write_all(fd: int, parts: list[bytes | memoryview]) -> None:
