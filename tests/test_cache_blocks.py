@@ -258,8 +258,8 @@ def test_blocks_skip_a_disk_that_falls_behind(
     cache = BlockCache(tmp_path, 10_000)
     assert cache.disk is not None
     others = set(_writers())  # (other caches' writers, idling out)
-    # While the disk tier's lock is held no write can finish: the disk "falls behind".
-    with cache.disk._lock:
+    # While the disk tier's ledger is locked no write can finish: the disk "falls behind".
+    with cache.disk._ledger():
         for index in range(4):
             fill(cache, index)
         assert cache.dropped == 2  # blocks 2 and 3 would have passed the bound
@@ -268,7 +268,7 @@ def test_blocks_skip_a_disk_that_falls_behind(
         assert not cache.flush(0.05)  # the writer is busy with block 0
     assert cache.flush(10) and cache.dropped == 2
     assert [cache.on_disk((NS, index), 100) for index in range(4)] == [True, True, False, False]
-    with cache.disk._lock:  # all written: the bound is free again
+    with cache.disk._ledger():  # all written: the bound is free again
         for index in (4, 5):
             fill(cache, index)
     assert cache.flush(10) and cache.dropped == 2 and cache.on_disk((NS, 5), 100)
