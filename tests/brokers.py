@@ -47,6 +47,10 @@ class AmqpQueue:
     def depth(self) -> int:
         return int(self._channel.queue_declare(self.name, passive=True).method.message_count)
 
+    def consumers(self) -> int:
+        """Consumers the broker still counts: once a killed one is gone, what it held is back."""
+        return int(self._channel.queue_declare(self.name, passive=True).method.consumer_count)
+
     def close(self) -> None:
         self._channel.queue_delete(self.name)
         self._connection.close()

@@ -310,9 +310,24 @@ class SeaweedS3:
         self.start(timeout)
 
     def pause(self) -> None:
-        """Freeze the server (SIGSTOP): connections hang instead of failing."""
-        self._signal(self._require_running(), signal.SIGSTOP)
+        """Freeze the server (SIGSTOP): connections hang instead of failing.
+
+        Returns once every thread of the server is stopped (on Linux), so no
+        request made after it can still be answered by a thread not yet stopped.
+        """
+        proc = self._require_running()
+        self._signal(proc, signal.SIGSTOP)
         self._paused = True
+        tasks = Path(f"/proc/{proc.pid}/task")
+        deadline = time.monotonic() + 10
+        while tasks.is_dir() and time.monotonic() < deadline:
+            states = []
+            for stat in tasks.glob("*/stat"):
+                with contextlib.suppress(OSError):
+                    states.append(stat.read_text().rpartition(")")[2].split()[0])
+            if all(state in ("T", "t") for state in states):
+                return
+            time.sleep(0.005)
 
     def resume(self) -> None:
         """Undo ``pause()`` (SIGCONT)."""
