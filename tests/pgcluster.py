@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from tests import requirements
+from tests.waiting import until
 
 _TIMEOUT_S = 120  # pg_ctl waits for the server itself; this only bounds a hang
 
@@ -141,6 +142,19 @@ class PgCluster:
     def promote(self) -> None:
         """Make a standby a primary, and wait until it accepts writes."""
         self._run("pg_ctl", "-D", str(self.data), "-w", "promote")
+        until(lambda: not self._in_recovery(), f"{self} to leave recovery")
+
+    def _in_recovery(self) -> bool:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+        return bool(row and row[0])
+
+    def log_tail(self, size: int = 4000) -> str:
+        """The end of the server's log."""
+        log = Path(self._log)
+        return log.read_text(errors="replace")[-size:] if log.exists() else ""
 
     def connections(self) -> int:
         """How many sessions the server's log says it authorized (``log_connections``)."""
@@ -245,6 +259,9 @@ def pg_pair() -> Iterator[PgPair]:
         try:
             yield PgPair(primary, standby)
         finally:
+            # Shown with a failing test's captured output: what each server did.
+            for name, cluster in (("primary", primary), ("standby", standby)):
+                print(f"--- {name} {cluster!r}, end of its log:\n{cluster.log_tail()}")
             standby.remove()
     finally:
         primary.remove()
