@@ -151,7 +151,7 @@ class PgCluster:
             row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
         return bool(row and row[0])
 
-    def log_tail(self, size: int = 4000) -> str:
+    def log_tail(self, size: int = 30_000) -> str:
         """The end of the server's log."""
         log = Path(self._log)
         return log.read_text(errors="replace")[-size:] if log.exists() else ""
