@@ -140,8 +140,17 @@ class PgCluster:
         return copy
 
     def promote(self) -> None:
-        """Make a standby a primary, and wait until it accepts writes."""
-        self._run("pg_ctl", "-D", str(self.data), "-w", "promote")
+        """Make a standby a primary, and wait until it accepts writes.
+
+        By SQL, not ``pg_ctl``: a test promotes while a mount it reads through
+        may be waiting for a primary, and a child forked then would inherit
+        the test's open files on that mount, whose close in the child (before
+        ``exec``) waits for the mount, which waits for the promotion.
+        """
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute("SELECT pg_promote(wait => true)")
         until(lambda: not self._in_recovery(), f"{self} to leave recovery")
 
     def _in_recovery(self) -> bool:
