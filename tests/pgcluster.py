@@ -241,11 +241,6 @@ class PgPair:
         hosts = f"127.0.0.1:{self.primary.port},127.0.0.1:{self.standby.port}"
         return f"postgresql://postgres@{hosts}/postgres?target_session_attrs=read-write"
 
-    def fail_over(self) -> None:
-        """Stop the primary (a clean, fast shutdown) and promote the standby."""
-        self.primary.stop("fast")
-        self.standby.promote()
-
 
 @pytest.fixture
 def pg_pair() -> Iterator[PgPair]:
