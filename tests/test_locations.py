@@ -94,6 +94,32 @@ def test_public_location_drops_only_the_password() -> None:
     assert public("sqlite:///x/meta.db") == "sqlite:///x/meta.db"
 
 
+def test_a_multi_host_url_reaches_libpq_whole_and_is_shown_without_its_password() -> None:
+    from psycopg.conninfo import conninfo_to_dict
+
+    from filespace.meta.postgres import PostgresDialect, split_url
+
+    both = "127.0.0.1:5432,[::1]:5433"
+    for url, public in (
+        (
+            f"postgresql://u:{PASSWORD}@{both}/db?target_session_attrs=read-write&schema=s",
+            f"postgresql://u@{both}/db?schema=s",
+        ),
+        (
+            f"postgresql://u:{PASSWORD}@/db?host=127.0.0.1,::1&port=5432,5433"
+            "&target_session_attrs=read-write&schema=s",
+            "postgresql://u@/db?host=127.0.0.1,::1&port=5432,5433&schema=s",
+        ),
+    ):
+        assert filespace.public_location(url) == url.replace(f":{PASSWORD}@", "@")
+        dialect = PostgresDialect(url)  # connects to nothing
+        assert dialect.url == public  # where the servers are: every host and port
+        given = conninfo_to_dict(split_url(url)[0])  # what psycopg is given
+        assert given["host"] == "127.0.0.1,::1" and given["port"] == "5432,5433"
+        assert given["target_session_attrs"] == "read-write" and "schema" not in given
+        filespace.check_new_location(url)
+
+
 def test_a_password_in_the_location_is_never_shown(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -227,6 +253,10 @@ def test_only_passing_failures_are_retried() -> None:
         "FATAL: the database system is shutting down",
         "FATAL: sorry, too many clients already",
         "FATAL: terminating connection due to administrator command",
+        # mid-failover: the primary is gone, the standby not yet promoted
+        'connection to server at "10.0.0.1", port 5432 failed: Connection refused '
+        'connection to server at "10.0.0.2", port 5432 failed: session is read-only',
+        'connection to server at "10.0.0.2", port 5432 failed: server is in hot standby mode',
     ):
         assert lasting_error(said(passing), location) is None, passing
     refused = lasting_error(said(f'password authentication failed for "{PASSWORD}"'), location)

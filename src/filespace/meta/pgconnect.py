@@ -10,6 +10,11 @@ down, too many clients) stays a ``psycopg.OperationalError`` that the retry
 policy tries again. Once a filespace has connected, a lost connection is a
 restart, and the pool and the policy ride it out.
 
+A URL naming several hosts (``host1:p1,host2:p2`` with
+``target_session_attrs=read-write``) that finds only a read-only server is
+mid-failover (a standby not yet promoted), whatever the other hosts said:
+passing too.
+
 libpq reports connection failures as text only (no SQLSTATE), so they are
 told apart by its messages.
 """
@@ -28,7 +33,10 @@ CONNECT_TIMEOUT_S = 10
 _PASSING = re.compile(
     r"is starting up|is shutting down|in recovery mode|not yet accepting connections"
     r"|too many clients|remaining connection slots|administrator command"
-    r"|Temporary failure in name resolution",
+    r"|Temporary failure in name resolution"
+    # A multi-host URL mid-failover: the primary is gone and the standby not yet
+    # promoted (target_session_attrs=read-write / primary turns it away).
+    r"|session is read-only|server is in hot standby mode",
     re.IGNORECASE,
 )
 _NO_DATABASE = re.compile(r'database "[^"]*" does not exist')

@@ -60,10 +60,20 @@ def split_url(url: str) -> tuple[str, str]:
     return conninfo, schema
 
 
+_PLACE_OPTIONS = ("host", "hostaddr", "port")
+"""Options that say where the server is (``?host=a,b&port=p1,p2``): kept in the public URL."""
+
+
 def _public_url(conninfo: str, schema: str) -> str:
-    """The URL as shown to users: no password, schema kept, other options dropped."""
-    base = public_location(conninfo).partition("?")[0].partition("#")[0]
-    return f"{base}?schema={schema}"
+    """The URL as shown to users: no password; where the server is and the schema kept."""
+    public = public_location(conninfo)
+    base, _, query = public.partition("#")[0].partition("?")
+    place = [
+        (name, value)
+        for name, value in parse_qsl(query, keep_blank_values=True)
+        if name in _PLACE_OPTIONS
+    ]
+    return f"{base}?{urlencode([*place, ('schema', schema)], safe=',:/[]')}"
 
 
 class PostgresDialect(Dialect):
