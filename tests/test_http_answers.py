@@ -20,7 +20,7 @@ import pytest
 
 import filespace
 from filespace import Filespace
-from filespace.objects import http
+from filespace.objects import http, pace
 from filespace.objects.http import Identity
 from tests.loopback import BODY, ERROR, GZIP, SIZE, Server
 
@@ -252,7 +252,7 @@ def test_a_malformed_url_fails_at_once() -> None:
 @pytest.fixture
 def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retries without waiting between them (how long they wait is for benchmarks)."""
-    monkeypatch.setattr(http, "_BASE_DELAY_S", 0.0)
+    monkeypatch.setattr(pace, "BASE_DELAY_S", 0.0)
 
 
 @pytest.mark.usefixtures("no_backoff")
