@@ -79,26 +79,24 @@ def set_token(
     json_: JsonOpt = False,
 ) -> None:
     """Set the webhook's bearer token, or replace it (16-256 of A-Z a-z 0-9 . _ ~ + / = -)."""
-    token = _read(token_file)
-    with context.opened(ctx) as fsp:
-        fsp.connect.set_webhook_token(token)
-        name = fsp.name
-    if context.wants_json(ctx, json_):
-        output.emit_json({"webhook_token": "set"})
-        return
-    output.say(f"webhook token set on {name!r}")
+    _store(ctx, _read(token_file), "set", json_)
 
 
 @app.command("clear")
 def clear_token(ctx: typer.Context, json_: JsonOpt = False) -> None:
     """Remove the webhook's bearer token: a webhook follow then refuses to start."""
+    _store(ctx, None, "cleared", json_)
+
+
+def _store(ctx: typer.Context, token: str | None, done: str, json_: bool) -> None:
+    """Store ``token`` (``None``: remove it) and say so (``done``: what happened)."""
     with context.opened(ctx) as fsp:
-        fsp.connect.set_webhook_token(None)
+        fsp.connect.set_webhook_token(token)
         name = fsp.name
     if context.wants_json(ctx, json_):
-        output.emit_json({"webhook_token": "cleared"})
+        output.emit_json({"webhook_token": done})
         return
-    output.say(f"webhook token cleared on {name!r}")
+    output.say(f"webhook token {done} on {name!r}")
 
 
 def register(connect_app: typer.Typer) -> None:

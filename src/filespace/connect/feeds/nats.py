@@ -149,26 +149,17 @@ class NatsFeed:
     def outstanding(self) -> int:
         if self._pull is None:
             return 0  # core NATS keeps nothing to give back
-
-        async def pending() -> int:
-            info = await self._pull.consumer_info()
-            return int(info.num_ack_pending or 0)
-
-        try:
-            return int(self._run(pending()))
-        except Exception as exc:  # noqa: BLE001
-            raise self._error("lost", exc) from None
+        return int(self._consumer_info().num_ack_pending or 0)
 
     def queued(self) -> int | None:
         if self._pull is None:
             return None  # core NATS: what is on its way is not counted anywhere
+        return int(self._consumer_info().num_pending or 0)
 
-        async def pending() -> int:
-            info = await self._pull.consumer_info()
-            return int(info.num_pending or 0)
-
+    def _consumer_info(self) -> Any:
+        """The JetStream consumer's counts, as the server has them now."""
         try:
-            return int(self._run(pending()))
+            return self._run(self._pull.consumer_info())
         except Exception as exc:  # noqa: BLE001
             raise self._error("lost", exc) from None
 
