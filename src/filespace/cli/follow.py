@@ -24,7 +24,7 @@ from filespace import Follower, FollowStats
 from filespace.cli import context, output
 from filespace.cli.context import fs_path
 from filespace.cli.errors import MIN_MASKED_LENGTH, register_secret
-from filespace.cli.params import JsonOpt, StoreOpt
+from filespace.cli.params import JsonOpt, NoStripPrefixOpt, PrefixOpt, StoreOpt
 
 SOURCE_ENV = "FILESPACE_FOLLOW_SOURCE"
 _SHOWN = 20
@@ -132,12 +132,8 @@ def follow(
             f"of the machine: prefer {SOURCE_ENV}.",
         ),
     ],
-    prefix: Annotated[
-        str, typer.Option("--prefix", help="Only objects under this key prefix.")
-    ] = "",
-    no_strip_prefix: Annotated[
-        bool, typer.Option("--no-strip-prefix", help="Keep the prefix in the paths.")
-    ] = False,
+    prefix: PrefixOpt = "",
+    no_strip_prefix: NoStripPrefixOpt = False,
     reconcile_every: Annotated[
         float | None,
         typer.Option(

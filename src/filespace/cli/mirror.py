@@ -9,7 +9,7 @@ import typer
 from filespace import MirrorReport
 from filespace.cli import context, output
 from filespace.cli.context import fs_path
-from filespace.cli.params import DryRunOpt, JsonOpt, StoreOpt
+from filespace.cli.params import DryRunOpt, JsonOpt, NoStripPrefixOpt, PrefixOpt, StoreOpt
 
 _SKIPPED_SHOWN = 20
 
@@ -25,12 +25,8 @@ def mirror(
     ctx: typer.Context,
     directory: Annotated[str, typer.Argument(help="The directory to fill with links.")],
     store: StoreOpt,
-    prefix: Annotated[
-        str, typer.Option("--prefix", help="Only objects under this key prefix.")
-    ] = "",
-    no_strip_prefix: Annotated[
-        bool, typer.Option("--no-strip-prefix", help="Keep the prefix in the paths.")
-    ] = False,
+    prefix: PrefixOpt = "",
+    no_strip_prefix: NoStripPrefixOpt = False,
     no_delete: Annotated[
         bool, typer.Option("--no-delete", help="Keep links whose object is gone.")
     ] = False,

@@ -21,3 +21,7 @@ NoVerifyOpt = Annotated[
     bool,
     typer.Option("--no-verify", help="Do not check that the bucket answers these credentials."),
 ]
+PrefixOpt = Annotated[str, typer.Option("--prefix", help="Only objects under this key prefix.")]
+NoStripPrefixOpt = Annotated[
+    bool, typer.Option("--no-strip-prefix", help="Keep the prefix in the paths.")
+]
