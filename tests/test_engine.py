@@ -113,6 +113,20 @@ def test_namespace_operations(engine: Engine) -> None:
     assert counters.dirs == 0 and counters.files == 0
 
 
+def test_lookup_path_reads_as_far_as_plain_directories_lead(engine: Engine) -> None:
+    now = time.time_ns()
+    a = engine.create(ROOT_ID, "a", "dir", now)
+    b = engine.create(a.id, "b", "dir", now)
+    f = engine.create(b.id, "f", "file", now)
+    link = engine.create(a.id, "l", "link", now, target="/a/b")
+    assert engine.lookup_path(ROOT_ID, ["a", "b", "f"]) == [a, b, f]
+    assert engine.lookup_path(ROOT_ID, ["a", "missing", "f"]) == [a]  # stops where a name is not
+    assert engine.lookup_path(ROOT_ID, ["a", "b", "f", "x"]) == [a, b, f]  # a file ends it
+    assert engine.lookup_path(ROOT_ID, ["a", "l", "f"]) == [a, link]  # a link is the caller's
+    assert engine.lookup_path(b.id, ["f"]) == [f]
+    assert engine.lookup_path(ROOT_ID, []) == []
+
+
 def test_counters_stay_exact(engine: Engine) -> None:
     now = time.time_ns()
     store = engine.add_store(_store("s"), limit=10)

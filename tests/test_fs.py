@@ -269,6 +269,16 @@ def test_symlinks(fsp: Filespace) -> None:
     assert loop.value.errno == errno.ELOOP
     fs.create_symlink("/nowhere", "/dangling")
     assert not fs.file_exists("/dangling")
+    # Behind a linked directory, a link at the end is itself for lstat, its target for stat.
+    fs.create_symlink("f", "/real/to_f")
+    assert fs.get_entry("/abs/to_f").is_link()
+    assert fs.read_file("/abs/to_f") == b"through link"
+    with pytest.raises(FileNotFoundError):
+        fs.read_file("/abs/missing")
+    with pytest.raises(NotADirectoryError):
+        fs.read_file("/real/f/below")
+    with pytest.raises(NotADirectoryError):
+        fs.read_file("/rel/below")  # a link to a file, then more names
     fs.delete("/abs")
     assert fs.read_file("/real/f") == b"through link"
     with pytest.raises(FileExistsError):

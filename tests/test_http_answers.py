@@ -10,6 +10,7 @@ guard, as a data store's presigned URLs are.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket
 import time
@@ -242,6 +243,27 @@ def test_a_guard_is_asked_before_a_private_address_is_reached(server: Server) ->
     with pytest.raises(http.Blocked, match=refused):
         stream.readinto(memoryview(bytearray(4)))
     assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("tail", "target"),
+    [
+        ("/ranged?X-Amz-Credential=AK%2F2026%2Fs3&X-Amz-Signature=ab12", None),
+        ("/ranged?a=b#fragment", "/ranged?a=b"),
+        ("/a%20b/c d?q=1 2", "/a%20b/c%20d?q=1%202"),  # encoded once, never twice
+        ("?only=query", "/?only=query"),
+        ("", "/"),
+    ],
+)
+def test_the_request_target_is_the_urls_path_and_query(
+    server: Server, tail: str, target: str | None
+) -> None:
+    import urllib3
+
+    url = server.url("/ranged").removesuffix("/ranged") + tail
+    with contextlib.suppress(http.RangeError):  # (only what the server was asked matters)
+        http.get_range(url, 0, 4, Identity())
+    assert server.requests[-1].path == (target or urllib3.util.parse_url(url).request_uri)
 
 
 def test_a_malformed_url_fails_at_once() -> None:

@@ -3,6 +3,7 @@ loopback proxy (``benchmarks/wan_proxy.py``) between the client and SeaweedFS.""
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import errno
 import importlib.util
@@ -16,9 +17,11 @@ import pytest
 
 import filespace
 from filespace import Filespace
+from filespace.io.prefetch import BLOCK_SIZE
 from filespace.testing import SeaweedS3
 from tests.fsfixtures import store_config
 from tests.test_blocks import s3_data
+from tests.waiting import until
 
 KIB = 1024
 PROXY_FILE = Path(__file__).resolve().parent.parent / "benchmarks" / "wan_proxy.py"
@@ -216,6 +219,38 @@ def test_after_prefetch_reads_make_no_requests(
             assert space.fs.read_file(path) == made[path]
         assert proxy.requests == before
         assert prefetch.ahead_bytes == 0  # the reader opened every one
+
+
+def test_a_reader_meeting_a_prefetch_in_flight_waits_for_it_and_asks_nothing(
+    connected: Filespace, files: Callable[..., dict[str, bytes]], proxy: Any, tmp_path: Path
+) -> None:
+    ((path, data),) = files(1, size=4 * BLOCK_SIZE).items()
+    with reopen(connected, tmp_path / "cache", window=3600) as space:
+        before = proxy.requests
+        proxy.rate = 1_000_000  # 1 MB/s: the prefetch's answer comes a block at a time
+        prefetch = space.fs.prefetch([path])
+        until(lambda: proxy.requests == before + 1, "the prefetch's request to be sent")
+        with space.fs.open(path, "rb") as handle:
+            # The first block, while the rest still streams: that answer confirms it.
+            assert handle.read(10) == data[:10]
+        assert prefetch.wait(60) and prefetch.errors == {}
+        assert proxy.requests == before + 1
+
+
+def test_a_prefetch_meeting_a_read_in_flight_waits_for_it_and_asks_nothing(
+    connected: Filespace, files: Callable[..., dict[str, bytes]], proxy: Any, tmp_path: Path
+) -> None:
+    ((path, data),) = files(1).items()
+    with reopen(connected, tmp_path / "cache", window=3600) as space:
+        before = proxy.requests
+        proxy.delay = 0.5  # the reader's answer is held while the prefetch arrives
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            read = pool.submit(space.fs.read_file, path)
+            until(lambda: proxy.requests == before + 1, "the reader's request to be sent")
+            prefetch = space.fs.prefetch([path])
+            assert prefetch.wait(60) and prefetch.errors == {} and prefetch.fetched == 1
+            assert read.result(60) == data
+        assert proxy.requests == before + 1
 
 
 def test_prefetch_of_cached_files_asks_nothing(

@@ -25,9 +25,31 @@ class Resolver:
 
     def walk(self, path: str, *, follow_last: bool) -> EntryRecord:
         """The entry at ``path``; raises ``FileNotFoundError`` / ``NotADirectoryError``."""
-        pending = list(paths.split(path))
+        names = paths.split(path)
+        if not names:
+            return self.root()
+        # One read for the whole path while it runs through plain directories
+        # (the common case: an open costs one transaction, not one per name).
+        found = self._engine.lookup_path(ROOT_ID, names)
+        last = found[-1] if found else None
+        if last is None or last.type != "link":
+            if len(found) == len(names):
+                return found[-1]
+            if last is None or last.is_dir:
+                raise FileNotFoundError(errno.ENOENT, "no such file or directory", path)
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)
+        if len(found) == len(names) and not follow_last:
+            return last
+        # A symbolic link on the way: follow it name by name from its directory.
+        trail = [self.root(), *found[:-1]]
+        return self._follow(path, trail, list(names[len(found) - 1 :]), follow_last)
+
+    def _follow(
+        self, path: str, trail: list[EntryRecord], names: list[str], follow_last: bool
+    ) -> EntryRecord:
+        """Walk ``names`` from ``trail`` (the root first), following symbolic links."""
+        pending = names
         pending.reverse()
-        trail: list[EntryRecord] = [self.root()]
         hops = 0
         while pending:
             name = pending.pop()

@@ -13,8 +13,10 @@ a checksum are not cached at all (nothing tells their versions apart).
   tier), shared with other processes; a directory that is not private is
   refused and a full or failing disk given up (:mod:`filespace.io.cachedir`),
   and the cache then runs from memory. Blocks are written by a background
-  thread; when the disk falls behind by more than ``_MAX_PENDING`` bytes,
-  new blocks skip the disk rather than slow the reader down.
+  thread, in batches under one hold of the tier's ledger; when it falls behind
+  by more than ``_HELP_PENDING`` bytes, each thread that brings a block writes
+  a batch too (a busy process gives one thread few turns), and only past
+  ``_MAX_PENDING`` do new blocks skip the disk.
 - Confirmations: when the server last confirmed an object (an ``If-Match``
   answered), in memory and as a stamp in the disk tier, so an open with a
   revalidation window (``filespace.open(revalidate_after_s=)``), in this
@@ -52,6 +54,8 @@ BlockKey = tuple[str, int]
 CACHE_ENV = "FILESPACE_CACHE_DIR"
 DEFAULT_MEMORY = 128 * 1024 * 1024
 _MAX_PENDING = 64 * 1024 * 1024
+_WRITE_BATCH = 8 * 1024 * 1024  # bytes of blocks written under one hold of the ledger
+_HELP_PENDING = 16 * 1024 * 1024  # queued beyond this, filling threads write too
 _WRITER_IDLE_S = 2.0
 _STREAMS_REMEMBERED = 4096
 _DISK_FAILURES = 3  # consecutive refused writes before the disk tier is given up
@@ -104,7 +108,7 @@ class BlockCache:
         self._queue: deque[tuple[BlockKey, memoryview]] = deque()
         self._due: OrderedDict[str, None] = OrderedDict()  # namespaces to stamp on disk
         self._pending = 0
-        self._writing = False
+        self._writing = 0  # batches being written (by the writer and helpers)
         self._writer: threading.Thread | None = None
         self._wake = threading.Condition(self._lock)
         self._disk_failures = 0
@@ -192,8 +196,11 @@ class BlockCache:
             flight = self._flights.pop(key, None)
             if disk:
                 self._enqueue(key, data)
+            behind = self._pending > _HELP_PENDING
         if flight is not None:
             flight.set_result(data)
+        if behind:
+            self._help_writer()
 
     def fail(self, key: BlockKey, error: BaseException) -> None:
         """A claimed block could not be loaded: its readers get ``error``."""
@@ -302,6 +309,8 @@ class BlockCache:
         disk = self.disk
         assert disk is not None
         while True:
+            batch: list[tuple[BlockKey, memoryview]] = []
+            namespace, when = "", None
             with self._lock:
                 if not self._queue and not self._due:
                     self._wake.wait(_WRITER_IDLE_S)
@@ -309,36 +318,69 @@ class BlockCache:
                     self._writer = None  # idle: the next block starts a new thread
                     self._wake.notify_all()
                     return
-                if not self._queue:  # blocks first; stamps when none waits
+                if self._queue:  # blocks first; stamps when none waits
+                    batch = self._take_batch()
+                else:
                     namespace, _ = self._due.popitem(last=False)
                     when = self._confirmations.get(namespace)
-                    self._writing = True
-                else:
-                    key, data = self._queue.popleft()
-                    self._writing, namespace = True, ""
-            if namespace:
-                if when is not None:
-                    disk.stamp(namespace, when)  # (best effort; never raises)
+                    self._writing += 1
+            if batch:
+                self._write_batch(disk, batch)
                 with self._lock:
-                    self._writing = False
-                    self._wake.notify_all()
+                    if self.disk is None:
+                        self._writer = None
+                        return
                 continue
-            try:
-                stored = disk.put(key[0], key[1], data)
-            except Exception:  # noqa: BLE001 - a cache write must never break a read
-                stored = False
+            if when is not None:
+                disk.stamp(namespace, when)  # (best effort; never raises)
             with self._lock:
-                self._writing = False
-                self._pending -= len(data)
-                self._disk_failures = 0 if stored else self._disk_failures + 1
-                if self._disk_failures >= _DISK_FAILURES:
-                    self.disk = None  # the disk keeps refusing: run from memory
-                    self._queue.clear()
-                    self._due.clear()
-                    self._pending = 0
-                    cachedir.warn_given_up(disk.directory, disk.last_error)
-                if not self._queue:
-                    self._wake.notify_all()
+                self._writing -= 1
+                self._wake.notify_all()
+
+    def _help_writer(self) -> None:
+        """The disk fell behind: the thread that brought a block writes a batch itself.
+
+        A busy process gives its one writer thread few turns; each thread that
+        fills the queue past ``_HELP_PENDING`` taking a share keeps the disk
+        tier whole (the next pass reads it) instead of dropping blocks.
+        """
+        with self._lock:
+            disk = self.disk
+            if disk is None or self._pending <= _HELP_PENDING or not self._queue:
+                return
+            batch = self._take_batch()
+        self._write_batch(disk, batch)
+
+    def _take_batch(self) -> list[tuple[BlockKey, memoryview]]:
+        """Queued blocks, oldest first, up to ``_WRITE_BATCH`` bytes (the lock is held)."""
+        batch: list[tuple[BlockKey, memoryview]] = []
+        size = 0
+        while self._queue and size < _WRITE_BATCH:
+            batch.append(self._queue.popleft())
+            size += len(batch[-1][1])
+        self._writing += 1
+        return batch
+
+    def _write_batch(self, disk: DiskTier, batch: list[tuple[BlockKey, memoryview]]) -> None:
+        """Write a taken batch under one hold of the disk's ledger; give the disk up if it
+        keeps refusing."""
+        try:
+            stored = disk.put_many(batch)
+        except Exception:  # noqa: BLE001 - a cache write must never break a read
+            stored = [False] * len(batch)
+        with self._lock:
+            self._writing -= 1
+            self._pending -= sum(len(data) for _, data in batch)
+            for ok in stored:
+                self._disk_failures = 0 if ok else self._disk_failures + 1
+            if self._disk_failures >= _DISK_FAILURES and self.disk is disk:
+                self.disk = None  # the disk keeps refusing: run from memory
+                self._queue.clear()
+                self._due.clear()
+                self._pending = 0
+                cachedir.warn_given_up(disk.directory, disk.last_error)
+            if not self._queue:
+                self._wake.notify_all()
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until queued blocks are on disk; ``False`` if ``timeout`` passed first."""
@@ -355,7 +397,7 @@ class BlockCache:
         self._queue.clear()
         self._due.clear()
         self._pending = 0
-        self._writing = False
+        self._writing = 0
         self._writer = None
 
     def clear_memory(self) -> None:

@@ -68,8 +68,14 @@ class Confirmations:
             self._began = time.time()
 
     def answered(self, epoch: int) -> None:
-        """The server answered a request made during ``epoch`` (any thread)."""
+        """The server answered a request made during ``epoch`` (any thread).
+
+        With a window the cache hears of it at once, before the block is handed
+        over: a reader waiting for a block a prefetch is loading then finds the
+        object confirmed instead of asking again.
+        """
         self.confirmed = max(self.confirmed, epoch)
+        self.note()
 
     def confirm(self, offset: int) -> None:
         """Unless the server answered this epoch (or the window allows), ask it at ``offset``."""

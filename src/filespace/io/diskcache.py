@@ -21,7 +21,8 @@ bumps the file's mtime, and eviction scans the directory and removes the
 oldest files until the total is under 90 % of the bound. The running total is
 kept in ``.usage`` (decimal digits) and every write takes an exclusive
 ``flock`` on that file, so a writer sees what every other one wrote, makes
-room, reserves its block's bytes and writes it; a process rescans after
+room, reserves its blocks' bytes and writes them (a batch of blocks under one
+lock); a process rescans after
 writing a sixteenth of the bound, which corrects the total for files removed
 without it (damaged files dropped by readers, prunes). Files vanishing under
 a scan (another process evicting) are expected and skipped.
@@ -37,7 +38,7 @@ import stat
 import struct
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 _MAGIC = b"FSBLK\x00\x01\x00"
@@ -58,6 +59,7 @@ class DiskTier:
 
     def __init__(self, directory: Path, capacity: int) -> None:
         self.directory = directory
+        self._root = str(directory)
         self.capacity = capacity
         self._written_since_scan = 0  # (changed only under the ledger's lock)
         self._ready = False
@@ -66,29 +68,30 @@ class DiskTier:
     def __repr__(self) -> str:
         return f"DiskTier({str(self.directory)!r}, capacity={self.capacity})"
 
-    def _path(self, namespace: str, index: int) -> Path:
-        return self.directory / namespace[:2] / f"{namespace}.{index}"
+    def _path(self, namespace: str, index: int) -> str:
+        # (strings, not Path: this runs for every block read and written)
+        return f"{self._root}/{namespace[:2]}/{namespace}.{index}"
 
     # -- reading -------------------------------------------------------------------
     def get(self, namespace: str, index: int, length: int) -> memoryview | None:
-        """The block's ``length`` bytes if a whole, intact file holds them."""
+        """The block's ``length`` bytes if a whole, intact file holds them.
+
+        The view is over an immutable ``bytes`` (read straight from the file):
+        a reader that wants the whole block can take it without a copy.
+        """
         path = self._path(namespace, index)
         try:
             fd = os.open(path, os.O_RDONLY)
         except OSError:
             return None
         try:
-            header = bytearray(HEADER_SIZE)
-            data = bytearray(length)
-            whole = os.fstat(fd).st_size == HEADER_SIZE + length
-            if (
-                whole
-                and os.readv(fd, [header, data]) == HEADER_SIZE + length
-                and self._valid(header, namespace, index, data)
-            ):
-                with contextlib.suppress(OSError):
-                    os.utime(fd)  # most recently used
-                return memoryview(data)
+            if os.fstat(fd).st_size == HEADER_SIZE + length:
+                header = os.pread(fd, HEADER_SIZE, 0)
+                data = os.pread(fd, length, HEADER_SIZE)
+                if len(data) == length and self._valid(header, namespace, index, data):
+                    with contextlib.suppress(OSError):
+                        os.utime(fd)  # most recently used
+                    return memoryview(data)
         except OSError:
             pass
         finally:
@@ -104,7 +107,9 @@ class DiskTier:
             return False
 
     @staticmethod
-    def _valid(header: bytearray, namespace: str, index: int, data: bytearray) -> bool:
+    def _valid(header: bytes, namespace: str, index: int, data: bytes) -> bool:
+        if len(header) != HEADER_SIZE:
+            return False
         magic, name, stored_index, stored_length, crc = _HEADER.unpack(header)
         return bool(
             magic == _MAGIC
@@ -114,11 +119,11 @@ class DiskTier:
             and crc == zlib.crc32(data)
         )
 
-    def _discard(self, path: Path) -> None:
+    def _discard(self, path: str) -> None:
         """Remove a damaged file (best effort: another process may have replaced it)."""
         # (The ledger keeps counting it until the next rescan: too high is safe.)
         with contextlib.suppress(OSError):
-            path.unlink()
+            os.unlink(path)
 
     def mark(self, namespace: str) -> bool:
         """Leave (or refresh) an empty marker for ``namespace``; whether one was there.
@@ -166,7 +171,7 @@ class DiskTier:
 
     def stamped(self, namespace: str) -> float | None:
         """When the server last confirmed ``namespace``'s object, if a stamp says so."""
-        path = self.directory / namespace[:2] / f"{namespace}{_STAMP_SUFFIX}"
+        path = f"{self._root}/{namespace[:2]}/{namespace}{_STAMP_SUFFIX}"
         try:
             return os.stat(path).st_mtime
         except OSError:
@@ -175,45 +180,69 @@ class DiskTier:
     # -- writing -------------------------------------------------------------------
     def put(self, namespace: str, index: int, data: memoryview) -> bool:
         """Store a block; ``False`` if the disk refused (the caller may give up on it)."""
-        size = HEADER_SIZE + len(data)
-        if size > self.capacity:
-            return True  # never fits; not a failure
-        path = self._path(namespace, index)
-        header = _HEADER.pack(_MAGIC, bytes.fromhex(namespace), index, len(data), zlib.crc32(data))
-        temp = path.parent / f"{_TEMP_PREFIX}{os.getpid()}.{secrets.token_hex(6)}"
+        return self.put_many([((namespace, index), data)])[0]
+
+    def put_many(self, blocks: Sequence[tuple[tuple[str, int], memoryview]]) -> list[bool]:
+        """Store blocks (``((namespace, index), data)``) under one hold of the ledger.
+
+        One lock, read and write of the total for the lot: a busy writer pays
+        for the ledger once per batch, not once per block. Each block's answer
+        is ``False`` if the disk refused it (the caller may give up on the disk).
+        """
+        stored: list[bool] = []
         try:
             with self._ledger() as ledger:
                 usage = _read_usage(ledger)
-                if (
-                    usage is None
-                    or self._written_since_scan >= self.capacity // _RESCAN_FRACTION
-                    or usage + size > self.capacity
-                ):
-                    usage = self._evict(size)
-                try:
-                    replaced = os.stat(path).st_size
-                except FileNotFoundError:
-                    replaced = 0
-                # Reserved before the file is written: a failed write leaves the
-                # total too high, which the next rescan corrects.
-                _write_usage(ledger, usage + size - replaced)
-                self._written_since_scan += size
-                try:
-                    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                except FileNotFoundError:
-                    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                try:
-                    _write_all(fd, [header, data])
-                finally:
-                    os.close(fd)
-                os.replace(temp, path)
+                for (namespace, index), data in blocks:
+                    usage, ok = self._put_locked(ledger, usage, namespace, index, data)
+                    stored.append(ok)
+        except OSError as exc:  # (the ledger itself)
+            self.last_error = exc
+        return stored + [False] * (len(blocks) - len(stored))
+
+    def _put_locked(
+        self, ledger: int, usage: int | None, namespace: str, index: int, data: memoryview
+    ) -> tuple[int | None, bool]:
+        """Write one block with the ledger held: (the total now, whether it was stored)."""
+        size = HEADER_SIZE + len(data)
+        if size > self.capacity:
+            return usage, True  # never fits; not a failure
+        path = self._path(namespace, index)
+        shard = os.path.dirname(path)
+        header = _HEADER.pack(_MAGIC, bytes.fromhex(namespace), index, len(data), zlib.crc32(data))
+        temp = f"{shard}/{_TEMP_PREFIX}{os.getpid()}.{secrets.token_hex(6)}"
+        try:
+            if (
+                usage is None
+                or self._written_since_scan >= self.capacity // _RESCAN_FRACTION
+                or usage + size > self.capacity
+            ):
+                usage = self._evict(size)
+            try:
+                replaced = os.stat(path).st_size
+            except FileNotFoundError:
+                replaced = 0
+            # Reserved before the file is written: a failed write leaves the
+            # total too high, which the next rescan corrects.
+            usage += size - replaced
+            _write_usage(ledger, usage)
+            self._written_since_scan += size
+            try:
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileNotFoundError:
+                os.makedirs(shard, mode=0o700, exist_ok=True)
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                _write_all(fd, [header, data])
+            finally:
+                os.close(fd)
+            os.replace(temp, path)
         except OSError as exc:
             self.last_error = exc
             with contextlib.suppress(OSError):
-                temp.unlink()
-            return False
-        return True
+                os.unlink(temp)
+            return usage, False
+        return usage, True
 
     @contextlib.contextmanager
     def _ledger(self) -> Iterator[int]:

@@ -190,6 +190,12 @@ class Reader:
                 parts.extend(got)
                 position += sum(len(part) for part in got)
             self._confirm(start)
+            if (
+                len(parts) == 1
+                and isinstance(parts[0].obj, bytes)
+                and len(parts[0].obj) == len(parts[0])
+            ):
+                return parts[0].obj  # a whole block read from disk: immutable, no copy needed
             return b"".join(parts)
 
     def holds(self, index: int) -> bool:

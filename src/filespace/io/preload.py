@@ -3,7 +3,8 @@
 A ``Preloader`` is a ``Reader`` whose one job is ``preload``: claim each
 block, skip those in memory, on disk or being loaded by someone else, and
 fetch the rest in requests of up to ``REQUEST_SIZE``, made by the calling
-thread (a prefetch thread; the readers' fetch pool is left alone). Blocks go
+thread (a prefetch thread; the readers' fetch pool is left alone). Blocks
+someone else is loading are waited for: their answer confirms the object. Blocks go
 to memory and disk, as a random read's do. An object already cached costs no
 request, unless a revalidation window is set and has run out: then one 1-byte
 check renews it, ahead of the reader who would otherwise pay for it.
@@ -11,6 +12,7 @@ check renews it, ahead of the reader who would otherwise pay for it.
 
 from __future__ import annotations
 
+from concurrent import futures
 from concurrent.futures import Future
 
 from filespace.io.prefetch import Reader, _runs
@@ -27,6 +29,7 @@ class Preloader(Reader):
         """
         self._check_fork()
         fetched = 0
+        loading: list[Future[memoryview]] = []
         with self._lock:
             self._begin()
             step = self._request_blocks()
@@ -36,6 +39,8 @@ class Preloader(Reader):
                 missing: dict[int, Future[memoryview]] = {}
                 for index, (flight, mine) in zip(indexes, claims, strict=True):
                     if not mine:
+                        if not flight.done():
+                            loading.append(flight)
                         continue  # in memory, or another reader is loading it
                     if self._cache.on_disk(self._key(index), self._length(index)):
                         self._cache.abandon(self._key(index))  # a reader finds it there
@@ -50,5 +55,8 @@ class Preloader(Reader):
                     if problem is not None:
                         raise problem
                 fetched += sum(self._length(index) for index in missing)
+            # Blocks another reader is loading: their answer confirms the object
+            # too (``Confirmations.answered``), so wait for it rather than ask.
+            futures.wait(loading)
             self._answers.renew()  # the window starts now, ahead of the reader
         return fetched

@@ -99,6 +99,14 @@ class Engine(ABC):
         """The entry called ``name`` in directory ``parent_id``, or ``None``."""
 
     @abstractmethod
+    def lookup_path(self, parent_id: int, names: Sequence[str]) -> list[EntryRecord]:
+        """The entries along ``names`` from ``parent_id``, read at one moment.
+
+        As far as plain directories lead: it stops after a missing name (fewer
+        records than names), a symbolic link or a file.
+        """
+
+    @abstractmethod
     def lookup_many(self, parent_id: int, names: Sequence[str]) -> dict[str, EntryRecord]:
         """The entries among ``names`` present in directory ``parent_id``, by name."""
 

@@ -30,6 +30,25 @@ def lookup(tx: Tx, parent_id: int, name: str) -> EntryRecord | None:
     return row.record() if row else None
 
 
+def lookup_path(tx: Tx, parent_id: int, names: Sequence[str]) -> list[EntryRecord]:
+    """The entries along ``names`` from ``parent_id``, as far as plain directories lead.
+
+    Stops after a name that is missing (fewer records than names), after a
+    symbolic link or a file (the caller decides what they mean), or at the end.
+    """
+    found: list[EntryRecord] = []
+    current = parent_id
+    for name in names:
+        entry = lookup(tx, current, name)
+        if entry is None:
+            break
+        found.append(entry)
+        if not entry.is_dir:
+            break
+        current = entry.id
+    return found
+
+
 def lookup_many(tx: Tx, parent_id: int, names: Sequence[str]) -> dict[str, EntryRecord]:
     """The entries among ``names`` present in ``parent_id``, by name."""
     found: dict[str, EntryRecord] = {}

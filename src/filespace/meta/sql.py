@@ -93,6 +93,9 @@ class SqlEngine(Engine):
     def lookup(self, parent_id: int, name: str) -> EntryRecord | None:
         return self._read(lambda tx: namespace.lookup(tx, parent_id, name))
 
+    def lookup_path(self, parent_id: int, names: Sequence[str]) -> list[EntryRecord]:
+        return self._read(lambda tx: namespace.lookup_path(tx, parent_id, names))
+
     def lookup_many(self, parent_id: int, names: Sequence[str]) -> dict[str, EntryRecord]:
         return self._read(lambda tx: namespace.lookup_many(tx, parent_id, names))
 
