@@ -20,7 +20,12 @@ every figure through the same proxy:
   disk tier and its confirmation stamps hold), as the next process would.
 
 Prints files per second and the ratios against the baseline and against
-epoch 1.
+epoch 1, and for each phase where the CPU went: this process, and the servers
+(SeaweedFS and the proxy, which share the machine with it), in milliseconds
+per file. The servers' share bounds every figure that reaches them: with
+``os.cpu_count()`` cores, no client can read more than cores / (their ms per
+file) files per second, however little it spends itself; that bound is
+printed as a ratio to boto3 next to the prefetch goal.
 """
 
 from __future__ import annotations
@@ -64,6 +69,29 @@ def start_proxy(target: str, delay_ms: float) -> tuple[subprocess.Popen[str], st
     )
     assert proc.stdout is not None
     return proc, "http://" + proc.stdout.readline().split()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU a process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Costs:
+    """CPU per file of each phase: this process's, and the servers' (given by pid)."""
+
+    def __init__(self, servers: list[int]) -> None:
+        self.servers = servers
+        self.phases: dict[str, tuple[float, float]] = {}  # name -> (ours, servers) ms/file
+
+    def measure(self, name: str, files: int, run: Callable[[], float]) -> float:
+        """``run()`` (a rate), noting what it cost per file under ``name``."""
+        ours, theirs = time.process_time(), sum(cpu_seconds(pid) for pid in self.servers)
+        rate = run()
+        ours = time.process_time() - ours
+        theirs = sum(cpu_seconds(pid) for pid in self.servers) - theirs
+        self.phases[name] = (ours * 1000 / files, theirs * 1000 / files)
+        return rate
 
 
 def in_threads(order: list[str], threads: int, read: Callable[[str], int]) -> float:
@@ -161,30 +189,42 @@ def main(argv: list[str] | None = None) -> int:
         def boto_read(path: str) -> int:
             return len(s3.get_object(Bucket=BUCKET, Key=path[1:])["Body"].read())
 
-        boto = in_threads(order, args.threads, boto_read)
+        assert server.pid is not None
+        costs = Costs([server.pid, proxy.pid])
+        files = len(order)
+        boto = costs.measure("boto3", files, lambda: in_threads(order, args.threads, boto_read))
 
         def opened(cache: Path, window: float = 0.0) -> filespace.Filespace:
             return filespace.open(location, cache_dir=cache, revalidate_after_s=window)
 
-        with opened(next(caches)) as space:
-            plain = in_threads(order, args.threads, lambda path: len(space.fs.read_file(path)))
+        def read_all(space: filespace.Filespace) -> Callable[[], float]:
+            return lambda: in_threads(
+                order, args.threads, lambda path: len(space.fs.read_file(path))
+            )
 
-        with opened(next(caches), 3600) as space:
+        with opened(next(caches)) as space:
+            plain = costs.measure("read_file", files, read_all(space))
+
+        def hinted_pass(space: filespace.Filespace) -> float:
             start = time.perf_counter()
             ahead = space.fs.prefetch(order)
             in_threads(order, args.threads, lambda path: len(space.fs.read_file(path)))
-            hinted = len(order) / (time.perf_counter() - start)
+            rate = len(order) / (time.perf_counter() - start)
             assert ahead.wait(600)
             assert not ahead.errors, list(ahead.errors.items())[:3]
+            return rate
+
+        with opened(next(caches), 3600) as space:
+            hinted = costs.measure("prefetch", files, lambda: hinted_pass(space))
 
         epochs = next(caches)
         with opened(epochs, 3600) as space:
-            first = in_threads(order, args.threads, lambda path: len(space.fs.read_file(path)))
+            first = costs.measure("epoch 1", files, read_all(space))
             cache = space.fs._cache  # type: ignore[attr-defined]
             cache.flush(600)  # on disk for the next one
             dropped = cache.dropped  # blocks that skipped the disk: it fell behind
         with opened(epochs, 3600) as space:
-            second = in_threads(order, args.threads, lambda path: len(space.fs.read_file(path)))
+            second = costs.measure("epoch 2", files, read_all(space))
 
         print(
             f"{args.objects} objects x {args.size_kib} KiB, {args.threads} reader threads, "
@@ -196,8 +236,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  epoch 1, window 3600                      {first:8.0f} files/s")
         print(f"  epoch 2, window 3600 (new Filespace)      {second:8.0f} files/s")
         print(f"  (epoch 1: {dropped} blocks skipped the disk tier, which fell behind)")
+        print("CPU per file, ms: this process / the servers (SeaweedFS + proxy)")
+        for name, (ours, theirs) in costs.phases.items():
+            print(f"  {name:10} {ours:6.2f} / {theirs:5.2f}")
+        cores = os.cpu_count() or 1
+        serving = costs.phases["boto3"][1]
+        ceiling = cores / (serving / 1000) if serving > 0 else float("inf")
+        print(
+            f"  the servers alone allow at most {ceiling:,.0f} files/s on {cores} cores "
+            f"({ceiling / boto:.2f}x boto3) with a client that costs nothing"
+        )
         print(f"read_file / boto3                 {plain / boto:6.2f}x   (goal >= 0.9)")
-        print(f"prefetch + window / boto3         {hinted / boto:6.2f}x   (goal >= 2)")
+        print(
+            f"prefetch + window / boto3         {hinted / boto:6.2f}x   (goal >= 2; "
+            f"the servers' bound here {ceiling / boto:.2f}x)"
+        )
         print(f"epoch 2 / epoch 1 (window 3600)   {second / first:6.2f}x   (goal >= 5)")
     finally:
         proxy.kill()

@@ -110,6 +110,19 @@ def test_eviction_keeps_the_bound_and_recent_blocks(tmp_path: Path) -> None:
     assert disk.get(NS, 29, B) == block(29)
 
 
+def test_a_hit_redates_a_file_only_when_it_was_not_used_in_the_last_minute(
+    tmp_path: Path,
+) -> None:
+    disk = DiskTier(tmp_path, 8 * (B + HEADER_SIZE))
+    assert disk.put(NS, 0, block(0)) and disk.put(NS, 1, block(1))
+    recent, old = time.time() - 30, time.time() - 3600
+    os.utime(disk._path(NS, 0), (recent, recent))
+    os.utime(disk._path(NS, 1), (old, old))
+    assert disk.get(NS, 0, B) == block(0) and disk.get(NS, 1, B) == block(1)
+    assert os.stat(disk._path(NS, 0)).st_mtime == pytest.approx(recent, abs=0.01)  # left
+    assert time.time() - os.stat(disk._path(NS, 1)).st_mtime < 60  # now the newest
+
+
 def _hammer(directory: str, worker: int, capacity: int, rounds: int) -> tuple[int, int]:
     """In a child process: put and get blocks in a shared directory.
 

@@ -134,6 +134,11 @@ class SeaweedS3:
         return f"SeaweedS3(endpoint={self.endpoint!r}, workdir={str(self.workdir)!r}, {state})"
 
     @property
+    def pid(self) -> int | None:
+        """The server process's id while it runs (for measuring what it costs)."""
+        return self._proc.pid if self.running and self._proc is not None else None
+
+    @property
     def running(self) -> bool:
         """The server process is alive (it may be paused)."""
         return self._proc is not None and self._proc.poll() is None

@@ -75,13 +75,13 @@ class Prefetch:
         plan: Plan,
         budget: int,
         *,
-        width: int = workers.PREFETCH_WORKERS,
+        width: int | None = None,
         pool: workers.Pool | None = None,
     ) -> None:
         self._paths = list(paths)
         self._plan = plan
         self._budget = budget
-        self._width = width
+        self._width = width or workers.PREFETCH_WORKERS
         self._pool = pool or workers.prefetch_pool()
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)

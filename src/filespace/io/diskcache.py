@@ -18,7 +18,8 @@ fsync'ed: after a crash the checks turn damage into misses.
 The tier is bounded by ``capacity`` bytes of files, whatever number of
 processes and threads write to it. Least recently used files go first: a hit
 bumps the file's mtime, and eviction scans the directory and removes the
-oldest files until the total is under 90 % of the bound. The running total is
+oldest files until the total is under 90 % of the bound (a file used in the
+last minute is not redated: they count as equally recent). The running total is
 kept in ``.usage`` (decimal digits) and every write takes an exclusive
 ``flock`` on that file, so a writer sees what every other one wrote, makes
 room, reserves its blocks' bytes and writes them (a batch of blocks under one
@@ -45,6 +46,7 @@ _MAGIC = b"FSBLK\x00\x01\x00"
 _HEADER = struct.Struct("<8s16sQQI4x")  # magic, namespace, index, length, crc32
 HEADER_SIZE = _HEADER.size
 _LOW_WATER = 0.9
+_RECENT_S = 60.0  # a hit on a file younger than this leaves its mtime
 _RESCAN_FRACTION = 16
 _STALE_TEMP_S = 600.0
 _TEMP_PREFIX = ".tmp."
@@ -85,12 +87,17 @@ class DiskTier:
         except OSError:
             return None
         try:
-            if os.fstat(fd).st_size == HEADER_SIZE + length:
+            info = os.fstat(fd)
+            if info.st_size == HEADER_SIZE + length:
                 header = os.pread(fd, HEADER_SIZE, 0)
                 data = os.pread(fd, length, HEADER_SIZE)
                 if len(data) == length and self._valid(header, namespace, index, data):
-                    with contextlib.suppress(OSError):
-                        os.utime(fd)  # most recently used
+                    # Most recently used. A file used within the last minute is
+                    # left as it is: redating it is a journaled inode write on
+                    # every hit of a busy epoch, for an order no eviction needs.
+                    if time.time() - info.st_mtime > _RECENT_S:
+                        with contextlib.suppress(OSError):
+                            os.utime(fd)
                     return memoryview(data)
         except OSError:
             pass

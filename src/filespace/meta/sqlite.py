@@ -76,27 +76,33 @@ class SqliteDialect(Dialect):
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
 
     def _borrow(self) -> sqlite3.Connection:
-        """An idle connection (or a new one) for the caller's use alone, until ``_return``."""
+        """An idle connection (or a new one) for the caller's use alone, until ``_return``.
+
+        Taking and giving back an idle connection takes no lock (a list's
+        ``pop`` and ``append`` are atomic): with dozens of threads (a prefetch
+        and its readers) a lock taken twice per transaction became a convoy
+        where each holder waits for the interpreter's lock before letting go.
+        """
+        if self._closed:
+            raise ValueError("the filespace is closed")
+        try:
+            return self._idle.pop()
+        except IndexError:
+            pass
+        conn = self._open()
         with self._lock:
             if self._closed:
+                conn.close()
                 raise ValueError("the filespace is closed")
-            conn = self._idle.pop() if self._idle else None
-        if conn is None:
-            conn = self._open()
-            with self._lock:
-                if self._closed:
-                    conn.close()
-                    raise ValueError("the filespace is closed")
-                self._connections.append(conn)
+            self._connections.append(conn)
         return conn
 
     def _return(self, conn: sqlite3.Connection) -> None:
         if conn.in_transaction:  # failed, or failed to commit: the next borrower starts clean
             with contextlib.suppress(sqlite3.Error):
                 conn.rollback()
-        with self._lock:
-            if not self._closed:
-                self._idle.append(conn)
+        if not self._closed:
+            self._idle.append(conn)  # (after a close, a closed connection no one takes)
 
     @contextmanager
     def transaction(self, *, write: bool) -> Iterator[Any]:
