@@ -207,6 +207,35 @@ def test_single_flight_and_tiers(tmp_path: Path) -> None:
         again.result(1)
 
 
+def test_threads_that_fill_a_lagging_disk_tier_write_to_it_rather_than_drop_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from filespace.io import cache as caches
+
+    monkeypatch.setattr(caches, "_HELP_PENDING", 2 * B)
+    monkeypatch.setattr(caches, "_MAX_PENDING", 4 * B)
+    cache = BlockCache(tmp_path, 100 * B, memory=2 * B)
+    # The writer thread gets no turn until the end (as in a process busy reading).
+    writer_may_go = threading.Event()
+    put_many = DiskTier.put_many
+
+    def held_writer(self: DiskTier, blocks: Any) -> Any:
+        if threading.current_thread().name == "filespace-cache-writer":
+            assert writer_may_go.wait(60)
+        return put_many(self, blocks)
+
+    monkeypatch.setattr(DiskTier, "put_many", held_writer)
+    count = 40
+    for index in range(count):
+        ((_, mine),) = cache.claim([(NS, index)])
+        assert mine
+        cache.fill((NS, index), block(index))
+    writer_may_go.set()
+    assert cache.flush(60)
+    assert cache.dropped == 0
+    assert all(cache.read_disk((NS, index), B) == block(index) for index in range(count))
+
+
 def test_no_disk_tier_when_size_is_zero(tmp_path: Path) -> None:
     cache = BlockCache.for_filespace("fs-id", tmp_path, 0)
     assert cache.disk is None

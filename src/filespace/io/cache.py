@@ -54,8 +54,9 @@ BlockKey = tuple[str, int]
 CACHE_ENV = "FILESPACE_CACHE_DIR"
 DEFAULT_MEMORY = 128 * 1024 * 1024
 _MAX_PENDING = 64 * 1024 * 1024
-_WRITE_BATCH = 8 * 1024 * 1024  # bytes of blocks written under one hold of the ledger
+_WRITE_BATCH = 2 * 1024 * 1024  # bytes of blocks the writer writes under one hold of the ledger
 _HELP_PENDING = 16 * 1024 * 1024  # queued beyond this, filling threads write too
+_HELP_BATCH = 512 * 1024  # what each of them writes at a time
 _WRITER_IDLE_S = 2.0
 _STREAMS_REMEMBERED = 4096
 _DISK_FAILURES = 3  # consecutive refused writes before the disk tier is given up
@@ -338,24 +339,27 @@ class BlockCache:
                 self._wake.notify_all()
 
     def _help_writer(self) -> None:
-        """The disk fell behind: the thread that brought a block writes a batch itself.
+        """The disk fell behind: the thread that brought a block writes a few itself.
 
-        A busy process gives its one writer thread few turns; each thread that
-        fills the queue past ``_HELP_PENDING`` taking a share keeps the disk
-        tier whole (the next pass reads it) instead of dropping blocks.
+        A busy process gives its one writer thread few turns of the interpreter,
+        and it needs one for every file it writes. Each thread that fills the
+        queue past ``_HELP_PENDING`` writing a small batch (waiting its turn at
+        the ledger) keeps the disk tier whole, so the next pass reads it, at the
+        price of slowing this pass down to what the disk takes: a reader that
+        re-reads its data wins that back at once.
         """
         with self._lock:
             disk = self.disk
             if disk is None or self._pending <= _HELP_PENDING or not self._queue:
                 return
-            batch = self._take_batch()
+            batch = self._take_batch(_HELP_BATCH)
         self._write_batch(disk, batch)
 
-    def _take_batch(self) -> list[tuple[BlockKey, memoryview]]:
-        """Queued blocks, oldest first, up to ``_WRITE_BATCH`` bytes (the lock is held)."""
+    def _take_batch(self, most: int = _WRITE_BATCH) -> list[tuple[BlockKey, memoryview]]:
+        """Queued blocks, oldest first, up to ``most`` bytes (the lock is held)."""
         batch: list[tuple[BlockKey, memoryview]] = []
         size = 0
-        while self._queue and size < _WRITE_BATCH:
+        while self._queue and size < most:
             batch.append(self._queue.popleft())
             size += len(batch[-1][1])
         self._writing += 1
