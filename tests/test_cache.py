@@ -230,9 +230,15 @@ def test_threads_that_fill_a_lagging_disk_tier_write_to_it_rather_than_drop_bloc
         ((_, mine),) = cache.claim([(NS, index)])
         assert mine
         cache.fill((NS, index), block(index))
+    assert cache.dropped == 0  # (the writer has not written one yet)
+    # A stream's blocks (not kept in memory) never wait: past the bound they skip the disk.
+    stream = namespace("store:1:big", "etag", 100 * B, B)
+    for index in range(count):
+        ((_, mine),) = cache.claim([(stream, index)])
+        cache.fill((stream, index), block(index, ns=stream), memory=False)
+    assert cache.dropped > 0
     writer_may_go.set()
     assert cache.flush(60)
-    assert cache.dropped == 0
     assert all(cache.read_disk((NS, index), B) == block(index) for index in range(count))
 
 

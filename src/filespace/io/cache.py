@@ -14,9 +14,10 @@ a checksum are not cached at all (nothing tells their versions apart).
   refused and a full or failing disk given up (:mod:`filespace.io.cachedir`),
   and the cache then runs from memory. Blocks are written by a background
   thread, in batches under one hold of the tier's ledger; when it falls behind
-  by more than ``_HELP_PENDING`` bytes, each thread that brings a block writes
-  a batch too (a busy process gives one thread few turns), and only past
-  ``_MAX_PENDING`` do new blocks skip the disk.
+  by more than ``_HELP_PENDING`` bytes, each thread that brings a random or
+  whole-file read's block writes a batch too (a busy process gives one thread
+  few turns), and past ``_MAX_PENDING`` new blocks skip the disk (a stream's
+  blocks never wait: a pass over a big object is never slower for its cache).
 - Confirmations: when the server last confirmed an object (an ``If-Match``
   answered), in memory and as a stamp in the disk tier, so an open with a
   revalidation window (``filespace.open(revalidate_after_s=)``), in this
@@ -197,7 +198,10 @@ class BlockCache:
             flight = self._flights.pop(key, None)
             if disk:
                 self._enqueue(key, data)
-            behind = self._pending > _HELP_PENDING
+            # Only blocks kept in memory (random and whole-file reads) help a
+            # lagging writer: a stream's pass over a big object must never be
+            # slower for its cache, so its blocks skip the disk instead.
+            behind = disk and memory and self._pending > _HELP_PENDING
         if flight is not None:
             flight.set_result(data)
         if behind:
