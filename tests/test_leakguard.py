@@ -39,6 +39,11 @@ _CASES = {
     "url_encoded_in_a_file": (
         "from urllib.parse import quote; (tmp_path / 'f.log').write_text(quote(SECRET, safe=''))"
     ),
+    "utf16_in_a_file": "(tmp_path / 'f.txt').write_bytes(SECRET.encode('utf-16-le'))",
+    "deep_in_a_binary_file": (
+        "import os; (tmp_path / 'blob').write_bytes("
+        "os.urandom(3 << 20) + SECRET.encode() + bytes(range(256)))"
+    ),
 }
 
 
