@@ -41,7 +41,7 @@ import os
 import stat
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -130,6 +130,8 @@ class FilespaceOperations:
     def __init__(self, fsp: Filespace) -> None:
         self._fs = fsp.fs
         self._handles: dict[int, _Handle] = {}
+        # Files with a handle open for writing, and how many: a listing asks for each entry.
+        self._writing: Counter[str] = Counter()
         self._listings: dict[int, _Listing] = {}  # by open directory handle
         self._listed: OrderedDict[str, tuple[DirEntry, float]] = OrderedDict()  # path ->
         self._numbers = itertools.count(1)
@@ -157,6 +159,8 @@ class FilespaceOperations:
 
     def _open_size(self, entry: DirEntry) -> int:
         """The size a handle open for writing on this mount has, else the committed one."""
+        if entry.file_id not in self._writing:
+            return entry.size  # (most entries: no handle to ask, no lock to take)
         with self._lock:
             writers = [
                 h for h in self._handles.values() if h.writable and h.entry.file_id == entry.file_id
@@ -365,6 +369,8 @@ class FilespaceOperations:
         with self._lock:
             number = next(self._numbers)
             self._handles[number] = _Handle(stream, entry, writable)
+            if writable:
+                self._writing[entry.file_id] += 1
         return number
 
     def _handle(self, fh: int) -> _Handle:
@@ -430,6 +436,10 @@ class FilespaceOperations:
     def release(self, path: str | None, fh: int) -> int:
         with self._lock:
             handle = self._handles.pop(fh, None)
+            if handle is not None and handle.writable:
+                self._writing[handle.entry.file_id] -= 1
+                if self._writing[handle.entry.file_id] <= 0:
+                    del self._writing[handle.entry.file_id]
         if handle is not None:
             with handle.lock:
                 handle.stream.close()
@@ -446,6 +456,7 @@ class FilespaceOperations:
         with self._lock:
             handles = list(self._handles.values())
             self._handles.clear()
+            self._writing.clear()
         for handle in handles:
             try:
                 handle.stream.close()
