@@ -40,6 +40,40 @@ def test_urls_are_the_ones_botocore_gives(target: S3Target) -> None:
     assert client._presigner is not None and client._presigner.base is not None
 
 
+ENDPOINTS = [
+    "http://127.0.0.1:8333",
+    "http://127.0.0.1:8333/",
+    "https://s3.example.com",
+    "https://s3.example.com:443",
+    "http://s3.example.com:80",
+    "http://Storage.Example.COM:9000",
+    "http://[::1]:9000",
+    "https://minio.internal:9000/",
+]
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+@pytest.mark.parametrize("bucket", ["bkt", "my.bkt-2", "Upper_Case"])
+def test_a_written_out_address_is_botocores_or_none(endpoint: str, bucket: str) -> None:
+    from botocore.credentials import Credentials
+
+    target = S3Target(bucket, "eu-west-1", endpoint)
+    derived = _Presigner.derive(target, Credentials("AK", "SK"))
+    learned = _Presigner.learn(S3Client(target, "AK", "SK"))
+    assert derived is None or (derived.base, derived.region) == (learned.base, learned.region)
+    if bucket != "Upper_Case":
+        assert derived is not None  # every plain endpoint is written out, no client built
+
+
+def test_no_client_is_built_to_sign_for_a_path_style_endpoint() -> None:
+    client = S3Client(TARGETS[0], "AKEXAMPLE", "secret-example")
+    assert client.presign_get("plain", 60).startswith("http://127.0.0.1:8333/bkt/plain?")
+    assert client._client is None
+    virtual = S3Client(TARGETS[1], "AKEXAMPLE", "secret-example")
+    virtual.presign_get("plain", 60)
+    assert virtual._client is not None  # botocore resolves a virtual-hosted address
+
+
 def test_a_probe_of_another_shape_leaves_every_url_to_botocore() -> None:
     usual = _botocore(S3Client(TARGETS[0], "AK", "SK"), "filespace-presign-probe", 60)
     assert _Presigner.from_probe(usual, None).base == "http://127.0.0.1:8333/bkt/"

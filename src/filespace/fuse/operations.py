@@ -381,19 +381,23 @@ class FilespaceOperations:
 
     @_errors_as_errno
     def read(self, path: str | None, size: int, offset: int, fh: int) -> bytes:
+        # (Defined so that mfusepy hands reads to libfuse; serve._Fuse calls readinto.)
+        buffer = bytearray(size)
+        return bytes(memoryview(buffer)[: self.readinto(memoryview(buffer), offset, fh)])
+
+    @_errors_as_errno
+    def readinto(self, target: memoryview, offset: int, fh: int) -> int:
+        """``read`` straight into ``target`` (the kernel's reply buffer): no bytes in between."""
         handle = self._handle(fh)
-        pieces: list[bytes] = []
-        wanted = size
+        got = 0
         with handle.lock:
             handle.stream.seek(offset)
-            # FUSE takes a short read for the end of the file: fill what is asked.
-            while wanted > 0:
-                piece = handle.stream.read(wanted)
-                if not piece:
+            while got < len(target):  # (a short read only at the end of the file)
+                count = handle.stream.readinto(target[got:])
+                if not count:
                     break
-                pieces.append(piece)
-                wanted -= len(piece)
-        return b"".join(pieces)
+                got += count
+        return got
 
     @_errors_as_errno
     def write(self, path: str | None, data: bytes, offset: int, fh: int) -> int:

@@ -1,4 +1,5 @@
-"""Serving ``FilespaceOperations`` under libfuse (mfusepy), with ``READDIRPLUS`` answered.
+"""Serving ``FilespaceOperations`` under libfuse (mfusepy), with ``READDIRPLUS`` answered
+and reads made straight into libfuse's buffer.
 
 mfusepy hands the kernel only each entry's type when it lists a directory, so
 the kernel asks again for every name (``LOOKUP``) before ``ls -l`` can show it:
@@ -10,6 +11,7 @@ a ``LOOKUP``'s answer.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import stat
@@ -36,6 +38,13 @@ def _fuse_class(mfusepy: Any) -> Any:
     """mfusepy's ``FUSE`` with ``readdir`` answering ``READDIRPLUS`` requests in full."""
 
     class _Fuse(mfusepy.FUSE):  # type: ignore[misc]
+        def read(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
+            # Into libfuse's buffer directly: mfusepy's read returns bytes that
+            # it then copies in, two copies of every byte more than needed.
+            target = ctypes.cast(buf, ctypes.POINTER(ctypes.c_char * size)).contents
+            operations: FilespaceOperations = self.operations
+            return operations.readinto(memoryview(target).cast("B"), offset, fip.contents.fh)
+
         def readdir_fuse_3(
             self, path: bytes | None, buf: Any, filler: Any, offset: int, fip: Any, flags: int
         ) -> int:

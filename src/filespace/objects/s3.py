@@ -14,6 +14,7 @@ sent again, honouring ``Retry-After`` (``needs-retry``), for up to
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import weakref
@@ -139,6 +140,8 @@ def strip_etag(etag: str) -> str:
 
 
 _PROBE_KEY = "filespace-presign-probe"
+# Bucket names botocore puts in a path as they are (no escaping to get right).
+_DNS_SAFE_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
 _QUERY_AUTH = {
     "X-Amz-Algorithm",
     "X-Amz-Credential",
@@ -157,6 +160,35 @@ class _Presigner:
     """What precedes the encoded key in botocore's URLs; ``None``: ask botocore every time."""
     region: str
     credentials: Any = field(repr=False)
+
+    @classmethod
+    def derive(cls, target: S3Target, credentials: Any) -> _Presigner | None:
+        """The address of a path-style bucket at an endpoint of its own, written out
+        (``None``: any other target, whose address is botocore's to resolve).
+
+        What botocore gives such a bucket is the endpoint, the bucket and the key
+        (``test_presign`` holds the two equal), so a new process signs its first
+        URL without building a botocore client: a fifth of a second off the
+        first read. It comes from the store's own settings, nothing else.
+        """
+        from urllib.parse import urlsplit
+
+        if target.virtual_addressing or not target.endpoint:
+            return None
+        parts = urlsplit(target.endpoint)
+        plain = (
+            parts.scheme in ("http", "https")
+            and parts.hostname
+            and parts.path in ("", "/")
+            and not parts.query
+            and not parts.fragment
+            and not parts.username
+            and _DNS_SAFE_BUCKET.fullmatch(target.bucket)
+        )
+        if not plain:
+            return None
+        base = f"{parts.scheme}://{parts.netloc}/{target.bucket}/"
+        return cls(base, target.region or "us-east-1", credentials)
 
     @classmethod
     def learn(cls, client: S3Client) -> _Presigner:
@@ -269,7 +301,11 @@ class S3Client:
         """
         presigner = self._presigner
         if presigner is None:
-            presigner = self._presigner = _Presigner.learn(self)
+            from botocore.credentials import Credentials
+
+            credentials = Credentials(self._access_key, self._secret_key)
+            presigner = _Presigner.derive(self.target, credentials) or _Presigner.learn(self)
+            self._presigner = presigner
         if presigner.base is None:  # an address the probe could not explain: the long way
             url: str = self.client.generate_presigned_url(
                 "get_object",
