@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.faultpr
 from tests.faultproxy import Fault, FaultProxy, Rule
 
 import filespace
-from filespace.objects import http, s3
+from filespace.objects import pools, s3
 from filespace.testing import SeaweedS3
 
 EXT, BLOCKS = "soak-ext", "soak-blocks"
@@ -230,7 +230,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=0.01, help="chance of each fault")
     args = parser.parse_args()
     # A stall is a read timeout: shortened so that 1 % of stalls do not eat the run.
-    http._READ_TIMEOUT_S = 1.0
+    pools._READ_TIMEOUT_S = 1.0
     s3._READ_TIMEOUT_S = 1.0
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp, SeaweedS3(Path(tmp) / "s3") as server:
         work = Path(tmp)

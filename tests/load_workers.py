@@ -83,7 +83,9 @@ class Resources:
 
     @property
     def pooled(self) -> Counter[str]:
-        """Descriptors of connection pools: sockets and SQLite's database files."""
+        """Descriptors of pools and of work under way: sockets, SQLite's database files, and
+        the disk tier's ledger (held while a batch of blocks is written, by the writer
+        or a reader helping it)."""
         return Counter({kind: n for kind, n in self.fds.items() if kind in _POOLED})
 
     @property
@@ -92,7 +94,7 @@ class Resources:
         return Counter({kind: n for kind, n in self.fds.items() if kind not in _POOLED})
 
 
-_POOLED = {"socket", "sqlite"}
+_POOLED = {"socket", "sqlite", "ledger"}
 
 
 def resources(pid: int | str = "self") -> Resources:
@@ -140,6 +142,8 @@ def _kind(target: str) -> str:
         return target.split(":", maxsplit=1)[0]
     if target.endswith(("meta.db", "meta.db-wal", "meta.db-shm")):
         return "sqlite"
+    if target.endswith("/.usage"):
+        return "ledger"
     return target
 
 

@@ -21,7 +21,7 @@ import pytest
 
 import filespace
 from filespace import Filespace
-from filespace.objects import http, s3
+from filespace.objects import pools, s3
 from filespace.testing import SeaweedS3
 from tests.faultproxy import Fault, FaultProxy, Rule
 from tests.fsfixtures import location_of, s3_block_space, store_config
@@ -126,8 +126,8 @@ def test_a_stalled_body_is_abandoned_and_asked_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # A stall is a read timeout: shortened here (and a pool made with it).
-    monkeypatch.setattr(http, "_READ_TIMEOUT_S", 0.5)
-    monkeypatch.setattr(http.pool, "_value", None)
+    monkeypatch.setattr(pools, "_READ_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(pools.pool, "_value", None)
     data = linked(3 * B)
     proxy.rules.append(Rule(Fault.STALL, method="GET", nth={1}))
     assert connected.fs.read_file("/p.bin") == data

@@ -83,6 +83,8 @@ def _check_rounds(who: str, seen: list[Resources], threads: int, fuse: bool = Fa
         assert sockets <= HTTP_CONNECTIONS + engines * PG_CONNECTIONS, f"{who}: {sockets} sockets"
         # A SQLite filespace keeps one connection (3 files) per transaction run at once.
         assert after.pooled["sqlite"] <= 3 * engines * (threads + 1), f"{who}: {after.pooled}"
+        # The ledger is open only while a batch is written: by the writer or a helping reader.
+        assert after.pooled["ledger"] <= engines * (threads + FETCH_THREADS + 1), who
         if fuse:  # libfuse starts threads as calls come, and ends those idle beyond its limit
             limit = before.tasks + FETCH_THREADS + 1 + threads
             assert after.tasks <= limit, f"{who}: {before.tasks} -> {after.tasks} threads"

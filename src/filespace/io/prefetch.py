@@ -84,6 +84,7 @@ from filespace.io import workers
 from filespace.io.cache import BlockCache, BlockKey, Cancelled
 from filespace.io.confirm import Confirmations
 from filespace.io.source import BlockSource
+from filespace.io.spans import parts_joined, runs
 from filespace.objects import http
 
 BLOCK_SIZE = 256 * 1024
@@ -190,13 +191,7 @@ class Reader:
                 parts.extend(got)
                 position += sum(len(part) for part in got)
             self._confirm(start)
-            if (
-                len(parts) == 1
-                and isinstance(parts[0].obj, bytes)
-                and len(parts[0].obj) == len(parts[0])
-            ):
-                return parts[0].obj  # a whole block read from disk: immutable, no copy needed
-            return b"".join(parts)
+            return parts_joined(parts)
 
     def holds(self, index: int) -> bool:
         """Whether block ``index`` is held, loading or queued for this handle."""
@@ -405,7 +400,7 @@ class Reader:
                     self._cache.fill(self._key(index), page, memory=keep, disk=False)
             owned = misses
         inline: workers.Job | None = None
-        for start, end in _runs(owned):
+        for start, end in runs(owned):
             for chunk_start, chunk_end in self._split(start, end, urgent):
                 job = workers.Job(
                     partial(
@@ -491,16 +486,3 @@ class Reader:
         for job in self._jobs:
             job.cancel()
         self._jobs.clear()
-
-
-def _runs(indexes: list[int]) -> Iterator[tuple[int, int]]:
-    """Consecutive runs of sorted ``indexes`` as ``(start, stop)`` pairs."""
-    start = previous = -2
-    for index in indexes:
-        if index != previous + 1:
-            if start >= 0:
-                yield start, previous + 1
-            start = index
-        previous = index
-    if start >= 0:
-        yield start, previous + 1

@@ -15,7 +15,8 @@ from __future__ import annotations
 from concurrent import futures
 from concurrent.futures import Future
 
-from filespace.io.prefetch import Reader, _runs
+from filespace.io.prefetch import Reader
+from filespace.io.spans import runs
 from filespace.objects import http
 
 
@@ -46,7 +47,7 @@ class Preloader(Reader):
                         self._cache.abandon(self._key(index))  # a reader finds it there
                     else:
                         missing[index] = flight
-                for start, end in _runs(list(missing)):
+                for start, end in runs(list(missing)):
                     self._load(start, end, False, self._answers.epoch, True)
                 for flight in missing.values():
                     problem = flight.exception()

@@ -23,20 +23,16 @@ Redirects are never followed.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from filespace import runtime
 from filespace.objects import guard as guards
 from filespace.objects import pace as paces
+from filespace.objects import pools
 from filespace.objects.guard import Guard
 from filespace.redaction import without_query
-
-if TYPE_CHECKING:
-    import urllib3
 
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _ATTEMPTS = 6
@@ -44,39 +40,10 @@ _ATTEMPTS = 6
 # the attempt under way): long enough to ride out a server restart or a burst
 # of SlowDown, short enough that a dead endpoint is reported, not waited on.
 _RETRY_BUDGET_S = 10.0
-_CONNECT_TIMEOUT_S = 5.0
-# No byte for this long on an open connection is a stall: retry elsewhere.
-_READ_TIMEOUT_S = 5.0
-
 # The most one socket read of a RangeStream takes in: what a failure mid-read costs.
 _INTO_PIECE = 256 * 1024
 # An answer body read to its end (so its connection can be reused) if no longer.
 _SMALL_BODY = 64 * 1024
-
-
-def _options() -> dict[str, Any]:
-    import urllib3
-
-    return {
-        "num_pools": 64,
-        "maxsize": 32,
-        "block": False,
-        "retries": False,
-        "timeout": urllib3.Timeout(connect=_CONNECT_TIMEOUT_S, read=_READ_TIMEOUT_S),
-    }
-
-
-def _new_pool() -> urllib3.PoolManager:
-    import urllib3
-
-    return urllib3.PoolManager(**_options())
-
-
-pool = runtime.singleton(_new_pool)
-"""The connection pool of this process (a forked child makes its own)."""
-
-guarded_pool = runtime.singleton(lambda: guards.guarded_pool(**_options()))
-"""The pool for HTTP links: its connections reach only public addresses."""
 
 
 class RangeError(Exception):
@@ -397,51 +364,13 @@ def send(url: str, headers: dict[str, str], guard: Guard | None) -> Any:
         "redirect": False,
     }
     if guard is None:
-        return _get(pool(), url, options)
+        return pools.get(pools.pool(), url, options)
     try:
-        return _get(guarded_pool(), url, options)
+        return pools.get(pools.guarded_pool(), url, options)
     except guards.Refused as refused:
         if not guard():
             raise Blocked(refused.host, refused.address, refused.reason) from None
-    return _get(pool(), url, options)
-
-
-def _get(manager: urllib3.PoolManager, url: str, options: dict[str, Any]) -> Any:
-    """GET ``url`` through ``manager``'s connection pool for its server.
-
-    What ``PoolManager.request`` does for a URL without redirects, parsing the
-    URL once: it parses and percent-checks the whole URL, then the server's
-    pool checks the request target again, a byte at a time in Python, and a
-    presigned URL's long query makes that a sixth of a small read's CPU.
-    """
-    origin, target = _split_url(url)
-    scheme, host, port = _origin(origin)
-    server = manager.connection_from_host(host, port=port, scheme=scheme)
-    return server.urlopen("GET", target, assert_same_host=False, **options)
-
-
-def _split_url(url: str) -> tuple[str, str]:
-    """``scheme://authority`` and the request target (the pool drops a fragment)."""
-    after = url.find("://")
-    after = after + 3 if after >= 0 else 0
-    cut = len(url)
-    for mark in "/?#":
-        found = url.find(mark, after)
-        if 0 <= found < cut:
-            cut = found
-    target = url[cut:]
-    if not target.startswith("/"):
-        target = "/" + target
-    return url[:cut], target
-
-
-@functools.lru_cache(maxsize=256)
-def _origin(origin: str) -> tuple[str | None, str | None, int | None]:
-    """A URL's scheme, host and port (``LocationValueError`` if malformed); remembered."""
-    import urllib3
-
-    parsed = urllib3.util.parse_url(origin)
-    return parsed.scheme, parsed.host, parsed.port
+    return pools.get(pools.pool(), url, options)
 
 
 def _request(url: str, start: int, end: int, identity: Identity, guard: Guard | None) -> Any:
