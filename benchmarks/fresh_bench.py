@@ -26,13 +26,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+import wan_proxy
 
 import filespace
 from filespace.testing import SeaweedS3
@@ -110,15 +111,49 @@ def child(code: str, *args: str, env: dict[str, str]) -> tuple[float, int]:
     return float(answer["seconds"]), int(answer["bytes"])
 
 
-def start_proxy(target: str) -> tuple[subprocess.Popen[str], str]:
-    script = Path(__file__).with_name("wan_proxy.py")
-    proc = subprocess.Popen(
-        [sys.executable, str(script), "--target", target, "--delay-ms", "20", "--rate-mb-s", "100"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    return proc, "http://" + proc.stdout.readline().split()[1]
+def measure(
+    args: argparse.Namespace, workdir: Path, server: SeaweedS3, far: str, env: dict[str, str]
+) -> dict[str, dict[str, list[float]]]:
+    """Rates (MB/s) of each way, round by round, on loopback and over the WAN."""
+    size = args.size_mib * 1024 * 1024
+    s3 = server.client()
+    s3.create_bucket(Bucket=BUCKET)
+    etag = s3.put_object(Bucket=BUCKET, Key=KEY, Body=os.urandom(size))["ETag"].strip('"')
+    where = str(workdir / "space")
+    who = server.admin
+    with filespace.create(where, name="fresh") as space:
+        space.connect.enable()
+        for name, endpoint in (("near", server.endpoint), ("far", far)):
+            space.connect.add_data_store(
+                name,
+                filespace.S3DataStoreConfig(
+                    who.access_key, who.secret_key, BUCKET, server.region, endpoint=endpoint
+                ),
+            )
+            space.connect.link_file(f"/{name}.bin", name, KEY, size=size, checksum=etag)
+    results: dict[str, dict[str, list[float]]] = {}
+    for place, endpoint in (("loopback", server.endpoint), ("WAN", far)):
+        url = s3.generate_presigned_url(
+            "get_object", Params={"Bucket": BUCKET, "Key": KEY}, ExpiresIn=3600
+        ).replace(server.endpoint, endpoint)
+        path = "/near.bin" if place == "loopback" else "/far.bin"
+        runs: dict[str, list[float]] = {"filespace": [], "boto3": [], "8 ranges": []}
+        for round_ in range(args.rounds):
+            cache = str(workdir / f"cache-{place}-{round_}")
+            credentials = [endpoint, server.region, who.access_key, who.secret_key]
+            ways: dict[str, tuple[str, list[str]]] = {
+                "filespace": (OURS, [where, path, cache]),
+                "boto3": (BOTO, [*credentials, BUCKET, KEY]),
+                "8 ranges": (RANGES, [url, str(size)]),
+            }
+            names = list(ways)
+            for name in names[round_ % 3 :] + names[: round_ % 3]:
+                code, arguments = ways[name]
+                seconds, got = child(code, *arguments, env=env)
+                assert got == size, f"{name} read {got} of {size} bytes"
+                runs[name].append(size / seconds / 1e6)
+        results[place] = runs
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,74 +161,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size-mib", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
-    size = args.size_mib * 1024 * 1024
-    workdir = Path(tempfile.mkdtemp(prefix="filespace-fresh-bench-"))
-    env = {
-        **os.environ,
-        "FILESPACE_CONFIG_DIR": str(workdir / "config"),
-        "XDG_CONFIG_HOME": str(workdir / "config"),
-    }
-    os.environ.update(env)
-    server = SeaweedS3(workdir / "s3")
-    server.start()
-    proxy, far = start_proxy(server.endpoint.removeprefix("http://"))
-    try:
-        s3 = server.client()
-        s3.create_bucket(Bucket=BUCKET)
-        etag = s3.put_object(Bucket=BUCKET, Key=KEY, Body=os.urandom(size))["ETag"].strip('"')
-        where = str(workdir / "space")
-        who = server.admin
-        with filespace.create(where, name="fresh") as space:
-            space.connect.enable()
-            for name, endpoint in (("near", server.endpoint), ("far", far)):
-                space.connect.add_data_store(
-                    name,
-                    filespace.S3DataStoreConfig(
-                        who.access_key, who.secret_key, BUCKET, server.region, endpoint=endpoint
-                    ),
-                )
-                space.connect.link_file(f"/{name}.bin", name, KEY, size=size, checksum=etag)
-        results: dict[str, dict[str, list[float]]] = {}
-        for place, endpoint in (("loopback", server.endpoint), ("WAN", far)):
-            url = s3.generate_presigned_url(
-                "get_object", Params={"Bucket": BUCKET, "Key": KEY}, ExpiresIn=3600
-            ).replace(server.endpoint, endpoint)
-            path = "/near.bin" if place == "loopback" else "/far.bin"
-            runs: dict[str, list[float]] = {"filespace": [], "boto3": [], "8 ranges": []}
-            for round_ in range(args.rounds):
-                cache = str(workdir / f"cache-{place}-{round_}")
-                credentials = [endpoint, server.region, who.access_key, who.secret_key]
-                ways: dict[str, tuple[str, list[str]]] = {
-                    "filespace": (OURS, [where, path, cache]),
-                    "boto3": (BOTO, [*credentials, BUCKET, KEY]),
-                    "8 ranges": (RANGES, [url, str(size)]),
-                }
-                names = list(ways)
-                names = names[round_ % 3 :] + names[: round_ % 3]
-                for name in names:
-                    code, arguments = ways[name]
-                    seconds, got = child(code, *arguments, env=env)
-                    assert got == size, f"{name} read {got} of {size} bytes"
-                    runs[name].append(size / seconds / 1e6)
-            results[place] = runs
+    with tempfile.TemporaryDirectory(prefix="filespace-fresh-bench-") as scratch:
+        workdir = Path(scratch)
+        env = {
+            **os.environ,
+            "FILESPACE_CONFIG_DIR": str(workdir / "config"),
+            "XDG_CONFIG_HOME": str(workdir / "config"),
+        }
+        os.environ.update(env)
+        with SeaweedS3(workdir / "s3") as server, wan_proxy.spawned(server.endpoint) as far:
+            results = measure(args, workdir, server, far, env)
+    print(
+        f"one {args.size_mib} MiB object read whole by a new process, "
+        f"median of {args.rounds} (MB/s, imports included)"
+    )
+    for place, runs in results.items():
+        medians = {name: statistics.median(rates) for name, rates in runs.items()}
+        best = max(medians["boto3"], medians["8 ranges"])
+        line = "  ".join(f"{name} {rate:7.0f}" for name, rate in medians.items())
+        print(f"  {place:9} {line}")
         print(
-            f"one {args.size_mib} MiB object read whole by a new process, "
-            f"median of {args.rounds} (MB/s, imports included)"
+            f"  {place:9} filespace / the faster plain client  "
+            f"{medians['filespace'] / best:5.2f}x   (goal >= 0.9)"
         )
-        for place, runs in results.items():
-            medians = {name: statistics.median(rates) for name, rates in runs.items()}
-            best = max(medians["boto3"], medians["8 ranges"])
-            line = "  ".join(f"{name} {rate:7.0f}" for name, rate in medians.items())
-            print(f"  {place:9} {line}")
-            print(
-                f"  {place:9} filespace / the faster plain client  "
-                f"{medians['filespace'] / best:5.2f}x   (goal >= 0.9)"
-            )
-    finally:
-        proxy.kill()
-        proxy.wait()
-        server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 

@@ -36,7 +36,6 @@ import itertools
 import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -45,30 +44,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import wan_proxy
+
 import filespace
 from filespace.testing import SeaweedS3
 
 BUCKET = "loader"
-
-
-def start_proxy(target: str, delay_ms: float) -> tuple[subprocess.Popen[str], str]:
-    script = Path(__file__).with_name("wan_proxy.py")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(script),
-            "--target",
-            target,
-            "--delay-ms",
-            str(delay_ms),
-            "--rate-mb-s",
-            "100",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    return proc, "http://" + proc.stdout.readline().split()[1]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -147,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["XDG_CONFIG_HOME"] = str(workdir / "config")
     server = SeaweedS3(workdir / "s3")
     server.start()
-    proxy, endpoint = start_proxy(server.endpoint.removeprefix("http://"), args.delay_ms)
+    proxy, endpoint = wan_proxy.spawn(server.endpoint, delay_ms=args.delay_ms)
     try:
         etags = upload(server.client(), args.objects, size)
         location = workdir / "space"

@@ -27,7 +27,6 @@ import os
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import urllib3
+import wan_proxy
 from linked_object import add_store
 
 import filespace
@@ -185,18 +185,6 @@ def upload(client: Any, size: int) -> None:
     client.upload_fileobj(data, BUCKET, KEY)
 
 
-def start_proxy(target: str) -> tuple[subprocess.Popen[str], str]:
-    script = Path(__file__).with_name("wan_proxy.py")
-    proc = subprocess.Popen(
-        [sys.executable, str(script), "--target", target, "--delay-ms", "20", "--rate-mb-s", "100"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().split()
-    return proc, f"http://{line[1]}"
-
-
 def report(label: str, value: float, target: str, ok: bool) -> str:
     return f"{label:<58} {value:7.2f}x   target {target:<7} {'ok' if ok else 'MISSED'}"
 
@@ -217,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     lines: list[str] = []
     server = SeaweedS3(workdir / "s3")
     server.start()
-    proxy, proxy_endpoint = start_proxy(server.endpoint.removeprefix("http://"))
+    proxy, proxy_endpoint = wan_proxy.spawn(server.endpoint)
     try:
         client = server.client()
         upload(client, size)

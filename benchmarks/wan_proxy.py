@@ -19,9 +19,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import socket
+import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 _CHUNK = 256 * 1024
@@ -149,6 +151,40 @@ class WanProxy:
             for sock in (client, server):
                 with contextlib.suppress(OSError):
                     sock.close()
+
+
+def spawn(
+    endpoint: str, *, delay_ms: float = 20.0, rate_mb_s: float = 100.0
+) -> tuple[subprocess.Popen[str], str]:
+    """This proxy in a process of its own in front of ``endpoint`` (``http://host:port``):
+    the process (kill it when done) and the proxy's own endpoint."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            __file__,
+            "--target",
+            endpoint.removeprefix("http://"),
+            "--delay-ms",
+            str(delay_ms),
+            "--rate-mb-s",
+            str(rate_mb_s),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    return proc, "http://" + proc.stdout.readline().split()[1]
+
+
+@contextlib.contextmanager
+def spawned(endpoint: str, **options: float) -> Iterator[str]:
+    """``spawn`` for a ``with`` block: the proxy's endpoint, the process ended after it."""
+    proc, url = spawn(endpoint, **options)
+    try:
+        yield url
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def main(argv: list[str] | None = None) -> int:
