@@ -7,7 +7,9 @@ a fresh, uniquely named bucket that is emptied and deleted afterwards.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -15,17 +17,27 @@ import pytest
 from botocore.exceptions import ClientError
 
 from filespace.testing import SeaweedS3
-from tests import leakguard
+from tests import leakguard, shareds3
 
 
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
-    """A started SeaweedFS S3 server shared by the whole session."""
-    server = SeaweedS3(tmp_path_factory.mktemp("seaweedfs"))
+    """A started SeaweedFS S3 server shared by the whole session.
+
+    With ``FILESPACE_TEST_S3_SHARED`` set, the server another process started
+    and described there (``tests/shareds3.py``), used and left running.
+    """
+    shared = os.environ.get(shareds3.ENV)
+    server = (
+        shareds3.SharedS3(Path(shared))
+        if shared
+        else SeaweedS3(tmp_path_factory.mktemp("seaweedfs"))
+    )
     leakguard.remember(
         *(who.secret_key for who in (server.admin, server.reader, server.spare, server.noaccess))
     )
-    server.start()
+    if not shared:
+        server.start()
     try:
         yield server
     finally:

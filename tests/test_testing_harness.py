@@ -11,7 +11,7 @@ import urllib3
 from botocore.exceptions import ClientError
 
 from filespace.testing import S3Identity, SeaweedS3
-from tests import waiting
+from tests import shareds3, waiting
 
 
 def _error_code(exc: pytest.ExceptionInfo[ClientError]) -> str:
@@ -200,3 +200,30 @@ def test_serve_prints_a_working_endpoint_and_stops_cleanly(tmp_path: Path) -> No
             returncode = process.wait(timeout=60)
     assert returncode == 0
     assert (tmp_path / "s3").is_dir()
+
+
+def test_a_shared_server_is_used_and_left_running(
+    s3_server: SeaweedS3, bucket: str, tmp_path: Path
+) -> None:
+    if isinstance(s3_server, shareds3.SharedS3):
+        pytest.skip("the session's server is itself shared")
+    described = tmp_path / "server.json"
+    shareds3.save(s3_server, described)
+    assert described.stat().st_mode & 0o777 == 0o600  # it holds the secrets
+    shared = shareds3.SharedS3(described)
+    described.unlink()
+    assert (shared.endpoint, shared.ports, shared.admin) == (
+        s3_server.endpoint,
+        s3_server.ports,
+        s3_server.admin,
+    )
+    assert shared.running and shared.pid == s3_server.pid
+    shared.client(shared.reader).list_objects_v2(Bucket=bucket)
+    with pytest.raises(ClientError):
+        shared.client(shared.noaccess).list_objects_v2(Bucket=bucket)
+    for refused in (shared.start, shared.restart, shared.pause, shared.resume):
+        with pytest.raises(RuntimeError, match="shared"):
+            refused()
+    shared.stop()
+    assert s3_server.running and not s3_server.paused
+    shared.client().put_object(Bucket=bucket, Key="still", Body=b"up")
