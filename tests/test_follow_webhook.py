@@ -9,6 +9,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 
@@ -31,14 +32,18 @@ def _free_port() -> int:
 
 
 @contextmanager
-def listening(fsp: Filespace, path: str = "/hook") -> Iterator[tuple[int, filespace.Follower]]:
-    """A webhook follower running in a thread until the block ends; its port."""
+def listening(
+    fsp: Filespace, path: str = "/hook", **options: Any
+) -> Iterator[tuple[int, filespace.Follower]]:
+    """A webhook follower running in a thread until the block ends; its port.
+
+    ``options`` go to ``follow`` (default: store ``store`` into ``/w``).
+    """
     port = _free_port()
     connected = threading.Event()
     follower = fsp.connect.follow(
         f"http://127.0.0.1:{port}{path}",
-        data_store_name="store",
-        dest_dir="/w",
+        **{"data_store_name": "store", "dest_dir": "/w", **options},
         progress=lambda _: connected.set(),
     )
     failed: list[BaseException] = []

@@ -321,7 +321,7 @@ class ConnectManager:
         tuples, consumed lazily. Each is checked like ``link_file``; items without
         size and checksum are looked up with HeadObject (16 in flight; fewer while
         the server throttles, see docs/semantics.md). Links are
-        written in batches of 5,000, each one transaction: a batch lands whole or
+        written in batches of 20,000, each one transaction: a batch lands whole or
         not at all. A failed item becomes a ``LinkFailure`` (reasons include
         "path taken", "missing parent", "object not found" and the ``ValueError``
         text of a malformed item); the others are linked. ``create_parents`` makes

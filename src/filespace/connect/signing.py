@@ -1,7 +1,8 @@
 """Presigned GET URLs for linked objects, cached and re-signed before expiry.
 
-A URL is reused while more than a tenth of its lifetime (and at least 30 s)
-remains, so a read that outlasts a short-lived URL quietly gets a fresh one.
+A URL is reused while more of its lifetime is left than a margin (a tenth of
+the lifetime, at least 30 s, at most half the lifetime), so a read that
+outlasts a short-lived URL quietly gets a fresh one.
 Each signer belongs to one set of credentials: a rekey makes a new signer and
 drops the old one with every URL it signed.
 """
