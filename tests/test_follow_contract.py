@@ -172,21 +172,28 @@ def test_a_drain_connects_again_after_each_loss_and_says_what_was_lost(
         stats = follower.run(until="drained")
     finally:
         relay.close()
-    assert [(reconnects, messages) for reconnects, messages, _ in heard] == [
+    pairs = [(reconnects, messages) for reconnects, messages, _ in heard]
+    assert pairs[:6] == [
         (0, 0),  # connected
         (0, 0),  # the fetch failed
         (1, 0),  # connected again
         (1, 1),  # the first batch
         (1, 1),  # asking what is queued failed
         (2, 1),  # connected again
-        (2, 2),  # the second batch; then nothing is queued
-    ]
+    ], heard
+    # Then the second message. The cut after the first batch may come before
+    # RabbitMQ has that batch's ack: it then delivers the first message again
+    # (at least once), in the same batch or the next, and applying it again
+    # changes nothing.
+    again = stats.messages - 2
+    assert again in (0, 1) and pairs[-1] == (2, 2 + again), heard
+    assert all(reconnects == 2 for reconnects, _ in pairs[6:]), heard
     problems = [problem for _, _, problem in heard]
     assert problems[0] == ""
     assert problems[1].startswith(public) and problems[1:4] == [problems[1]] * 3
-    assert problems[4].startswith(public) and problems[4:] == [problems[4]] * 3
+    assert problems[4].startswith(public) and set(problems[4:]) == {problems[4]}
     assert "guest:guest" not in problems[1] + problems[4]
-    assert (stats.messages, stats.reconnects, stats.report.added) == (2, 2, 2)
+    assert (stats.reconnects, stats.report.added) == (2, 2)
     assert stats.last_problem == problems[4]
     assert relay.connections == 3
     assert links_under(connected, "/f") == bucket_links(s3_client(s3_server), bucket, "", strip=0)
